@@ -1,0 +1,189 @@
+"""One error family for every provider.
+
+Callers branch on ``kind`` and ``retryable``, never on a provider's status codes or SDK classes; the gateway decides
+retries from the same two fields. Messages are scrubbed of credentials before they are stored, so that an error can be
+logged, shown or attached to a report without leaking a key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    AUTH = "auth"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_FILTER = "content_filter"
+    SERVER_ERROR = "server_error"
+    OVERLOADED = "overloaded"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    INVALID_RESPONSE = "invalid_response"
+    UNSUPPORTED = "unsupported"
+
+
+#: Kinds worth another attempt by default. A stream that was interrupted is retryable only while nothing reached the
+#: caller; the gateway enforces that, not this table.
+RETRYABLE_KINDS = frozenset(
+    {
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.OVERLOADED,
+        ErrorKind.TIMEOUT,
+        ErrorKind.CONNECTION,
+        ErrorKind.STREAM_INTERRUPTED,
+    }
+)
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"sk-(?:proj-|ant-|or-(?:v1-)?)?[A-Za-z0-9_-]{8,}"),
+    re.compile(r"AIza[0-9A-Za-z_-]{20,}"),
+    re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{12,}"),
+    re.compile(r"(?i)((?:api[-_]?key|x-api-key|key|token|secret|signature)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]{6,}"),
+]
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a resolved credential so that :func:`scrub` removes it wherever it appears, whatever its format."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def scrub(text: str) -> str:
+    """Remove every known credential and anything shaped like a provider key from ``text``."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
+        else:
+            text = pattern.sub("[REDACTED]", text)
+    return text
+
+
+class ProviderError(Exception):
+    """The only exception an adapter or the gateway lets reach a caller."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        provider_id: str,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        partial_text: str = "",
+        provider_code: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.kind = kind
+        self.message = scrub(message)
+        self.provider_id = provider_id
+        self.status = status
+        self.retryable = kind in RETRYABLE_KINDS if retryable is None else retryable
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.partial_text = partial_text
+        self.provider_code = provider_code
+        #: set by the gateway when stream output already reached the caller
+        self.output_delivered = False
+        super().__init__(self.message)
+        if cause is not None:
+            self.__cause__ = cause
+
+    def __str__(self) -> str:
+        where = f" (status {self.status})" if self.status is not None else ""
+        rid = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.provider_id}: {self.kind.value}{where}: {self.message}{rid}"
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(kind={self.kind.value!r}, provider_id={self.provider_id!r}, status={self.status!r}, "
+            f"retryable={self.retryable!r}, retry_after={self.retry_after!r}, request_id={self.request_id!r}, "
+            f"message={self.message!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "message": self.message,
+            "provider_id": self.provider_id,
+            "status": self.status,
+            "retryable": self.retryable,
+            "retry_after": self.retry_after,
+            "request_id": self.request_id,
+            "partial_text": self.partial_text,
+            "provider_code": self.provider_code,
+        }
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str) -> float | None:
+    """Parse a Go-style (``6m0s``, ``12ms``) or protobuf (``13s``, ``0.5s``) duration into seconds."""
+    value = value.strip()
+    if not value:
+        return None
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        pos = match.end()
+    return total if pos == len(value) and pos > 0 else None
+
+
+def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date) or ``x-amz-retry-after``.
+
+    Returns None when no usable hint is present; negative or unparseable values are ignored, as the SDKs do.
+    """
+    get = headers.get
+    for name, scale in (("retry-after-ms", 0.001), ("x-amz-retry-after", 0.001)):
+        raw = get(name)
+        if raw:
+            try:
+                value = float(raw) * scale
+            except ValueError:
+                continue
+            if value >= 0:
+                return value
+    raw = get("retry-after")
+    if raw:
+        try:
+            value = float(raw)
+            return value if value >= 0 else None
+        except ValueError:
+            pass
+        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
+        if parsed is not None:
+            delta = parsed.timestamp() - (time.time() if now is None else now)
+            return max(delta, 0.0)
+    return None
+
+
+def _looks_like_date(raw: str) -> bool:
+    try:
+        email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
