@@ -1,8 +1,9 @@
 """The provider-neutral scenario language of the mock server.
 
-A scenario says *what goes wrong* (or right) in terms every provider shares; each personality decides *how it looks*
-on its wire. Scenarios arrive as a preset name, as a JSON object (``{"preset": "rate_limit", "retry_after": 3}`` or a
-full spec), per request in the ``x-mock-scenario`` header, or queued per session through the admin API.
+A scenario says *what goes wrong* (or right) in terms every provider shares; each personality decides *how it
+looks* on its wire. Scenarios arrive as a preset name, as a JSON object (``{"preset": "rate_limit",
+"retry_after": 3}`` or a full spec), per request in the ``x-mock-scenario`` header, or queued per session
+through the admin API.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ FaultKind = Literal[
     "overloaded",
 ]
 
-#: The HTTP status a fault kind gets unless a personality says otherwise (e.g. Anthropic's 529 for overloaded).
+#: The HTTP status a fault kind gets unless a personality says otherwise (e.g. Anthropic's 529 for
+#: overloaded).
 DEFAULT_STATUS: dict[str, int] = {
     "rate_limit": 429,
     "quota_exhausted": 429,
@@ -54,20 +56,27 @@ class ScenarioError(ValueError):
 
 
 class Scenario(BaseModel):
-    """One fully resolved scenario. Every field has a neutral default, so ``Scenario()`` is a plain success."""
+    """One fully resolved scenario. Every field has a neutral default: ``Scenario()`` is a plain success."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "custom"
     # --- failure before any body ---
-    error: FaultKind | None = Field(None, description="answer with this provider error instead of a completion")
+    error: FaultKind | None = Field(
+        None, description="answer with this provider error instead of a completion"
+    )
     status: int | None = Field(None, ge=100, le=599, description="override the status the fault kind implies")
     message: str | None = Field(None, description="override the error message")
     retry_after: float | None = Field(None, ge=0, description="seconds, rendered in the provider's own form")
     headers_delay: float = Field(0.0, ge=0, description="seconds to wait before sending headers")
     hang: bool = Field(False, description="never send headers; wait until the client gives up")
+    reset: bool = Field(
+        False, description="close the connection after reading the request, before any headers"
+    )
     # --- content ---
-    text: str | None = Field(None, description="explicit completion text (default: seeded deterministic text)")
+    text: str | None = Field(
+        None, description="explicit completion text (default: seeded deterministic text)"
+    )
     chunks: int = Field(6, ge=1, le=10_000, description="number of content chunks the text is split into")
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None = None
     tool_call: bool = Field(False, description="answer with a tool call for the first declared tool")
@@ -77,25 +86,40 @@ class Scenario(BaseModel):
     # --- stream timing ---
     ttft: float = Field(0.0, ge=0, description="seconds between headers and the first content chunk")
     chunk_delay: float = Field(0.0, ge=0, description="seconds between chunks")
-    stall_after: int | None = Field(None, ge=0, description="after N content chunks, go silent until the client leaves")
+    stall_after: int | None = Field(
+        None, ge=0, description="after N content chunks, go silent until the client leaves"
+    )
     # --- stream faults ---
     abort_after: int | None = Field(None, ge=0, description="drop the connection after N content chunks")
-    error_after: int | None = Field(None, ge=0, description="send an in-band error event after N content chunks")
+    error_after: int | None = Field(
+        None, ge=0, description="send an in-band error event after N content chunks"
+    )
     error_after_kind: FaultKind = Field("server_error", description="the kind of the in-band error")
-    malformed_after: int | None = Field(None, ge=0, description="send a frame that is not valid JSON after N chunks")
+    malformed_after: int | None = Field(
+        None, ge=0, description="send a frame that is not valid JSON after N chunks"
+    )
     omit_terminator: bool = Field(False, description="end the stream without its terminator event")
     empty_chunks: int = Field(0, ge=0, description="empty content deltas to interleave with the real ones")
     keepalives: int = Field(0, ge=0, description="keep-alive comments / pings to interleave")
+    # --- body faults (non-stream and stream) ---
+    content_type: str | None = Field(None, description="override the response Content-Type")
+    malformed_body: bool = Field(
+        False, description="send a success status with a body that is not valid JSON"
+    )
     # --- queueing ---
     times: int = Field(1, ge=1, description="when queued: how many requests this scenario answers")
 
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
-        stream_points = [v for v in (self.abort_after, self.error_after, self.malformed_after) if v is not None]
+        stream_points = [
+            v for v in (self.abort_after, self.error_after, self.malformed_after) if v is not None
+        ]
         if len(stream_points) > 1:
             raise ValueError("choose at most one of abort_after, error_after, malformed_after")
-        if self.error is not None and (self.hang or stream_points):
-            raise ValueError("'error' answers before any body; it cannot be combined with hang or stream faults")
+        if self.error is not None and (self.hang or self.reset or stream_points):
+            raise ValueError(
+                "'error' answers before any body; it cannot be combined with hang, reset or stream faults"
+            )
         return self
 
     def status_for_error(self) -> int | None:
@@ -127,6 +151,7 @@ PRESETS: dict[str, Scenario] = {
         _preset("gateway_timeout", error="gateway_timeout"),
         _preset("overloaded", error="overloaded"),
         _preset("timeout", hang=True),
+        _preset("reset", reset=True),
         _preset("abort_mid_stream", abort_after=3),
         _preset("error_mid_stream", error_after=3, error_after_kind="server_error"),
         _preset("truncated_stream", omit_terminator=True),
@@ -139,6 +164,9 @@ PRESETS: dict[str, Scenario] = {
         _preset("filtered_output", finish_reason="content_filter", chunks=3),
         _preset("tool_call", tool_call=True),
         _preset("usage_details", cached_tokens=5, reasoning_tokens=7),
+        _preset("malformed_body", malformed_body=True),
+        _preset("wrong_content_type", content_type="text/html; charset=utf-8"),
+        _preset("error_in_200", error="server_error", status=200),
     ]
 }
 

@@ -1,0 +1,347 @@
+"""The provcert pytest plugin: options, provider parametrization, fixtures, Allure labels and the certificate.
+
+Loaded wherever provcert is installed (pytest11 entry point). Its fixtures are inert unless a test asks for them, so
+the project's own tests and the certification suite share one plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import allure
+import httpx
+import pytest
+import pytest_asyncio
+
+from adapters.base import Adapter, Timeouts
+from adapters.errors import register_secret
+from adapters.registry import ProviderEntry, Registry, RegistryError, load_adapter_class, load_registry
+from harness.checks import CHECKS
+from harness.reporting import ResultCollector, distribute_allure_results, write_certificates
+from mockserver.client import MockClient, MockSession
+
+COLLECTOR_KEY = pytest.StashKey[ResultCollector]()
+REGISTRY_KEY = pytest.StashKey[Registry]()
+PROVIDERS_KEY = pytest.StashKey[list[str]]()
+STAGING_KEY = pytest.StashKey[Path | None]()
+
+
+# ---------------------------------------------------------------- options and configuration
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("provcert", "provcert certification")
+    group.addoption(
+        "--provider",
+        default=None,
+        help="provider id to certify, a comma-separated list, or 'all' (default: all registered providers)",
+    )
+    group.addoption("--mock-url", default=None, help="use a running mock server (python -m mockserver) at this URL")
+    group.addoption(
+        "--registry", action="append", default=[], help="extra registry YAML file(s) merged over the built-in one"
+    )
+    group.addoption("--reports-dir", default="reports", help="where certificates and Allure results are written")
+
+
+def _is_certification_run(config: pytest.Config) -> bool:
+    if config.getoption("provider") is not None:
+        return True
+    return any("certify" in Path(str(arg).split("::")[0]).parts for arg in config.args)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dod(check_id): the DoD certification check this test implements")
+    try:
+        registry = load_registry()
+        for extra in config.getoption("registry"):
+            registry = registry.merge(load_registry(Path(extra)))
+    except RegistryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[REGISTRY_KEY] = registry
+    config.stash[PROVIDERS_KEY] = _selected_providers(config.getoption("provider"), registry)
+    config.stash[COLLECTOR_KEY] = ResultCollector()
+    config.stash[STAGING_KEY] = None
+    if _is_certification_run(config) and not getattr(config.option, "allure_report_dir", None):
+        staging = Path(config.getoption("reports_dir")) / ".allure-staging"
+        config.option.allure_report_dir = str(staging)
+        config.option.clean_alluredir = True
+        config.stash[STAGING_KEY] = staging
+
+
+def _selected_providers(raw: str | None, registry: Registry) -> list[str]:
+    known = registry.ids()
+    if raw is None or raw.strip() == "all":
+        return list(known)
+    wanted = [p.strip() for p in raw.split(",") if p.strip()]
+    unknown = [p for p in wanted if p not in known]
+    if unknown or not wanted:
+        raise pytest.UsageError(
+            f"unknown provider {', '.join(unknown) or '(none given)'}; known providers: {', '.join(known)}"
+        )
+    return wanted
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "provider_id" in metafunc.fixturenames:
+        providers = metafunc.config.stash[PROVIDERS_KEY]
+        metafunc.parametrize("provider_id", providers, ids=providers, scope="session")
+
+
+# ---------------------------------------------------------------- fixtures: registry, mock server
+@pytest.fixture(scope="session")
+def provcert_registry(pytestconfig: pytest.Config) -> Registry:
+    return pytestconfig.stash[REGISTRY_KEY]
+
+
+@pytest.fixture(scope="session")
+def mock_client(pytestconfig: pytest.Config) -> Iterator[MockClient]:
+    """The mock server's admin client: the embedded server by default, or the one given with --mock-url."""
+    url = pytestconfig.getoption("mock_url")
+    if url:
+        client = MockClient(url)
+        try:
+            client.health()
+        except (httpx.HTTPError, RuntimeError) as exc:
+            raise pytest.UsageError(f"--mock-url {url} is not a provcert mock server: {exc}") from None
+        yield client
+        client.close()
+        return
+    from mockserver.testing import MockServer
+
+    with MockServer() as server:
+        client = MockClient(server.url)
+        yield client
+        client.close()
+
+
+@pytest.fixture
+def mock(mock_client: MockClient, request: pytest.FixtureRequest) -> Iterator[MockSession]:
+    """A fresh, isolated mock session for one test; its journal is attached to the report when the test fails."""
+    session = MockSession(mock_client, mock_client.new_session())
+    yield session
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        _attach_journal(session)
+    mock_client.clear(session.id)
+
+
+def _attach_journal(session: MockSession) -> None:
+    try:
+        entries = session.journal()
+    except Exception as exc:  # the report must not hide the original failure
+        allure.attach(f"could not read the journal: {exc}", "journal", allure.attachment_type.TEXT)
+        return
+    allure.attach(json.dumps(entries, indent=2, default=str), "mock journal", allure.attachment_type.JSON)
+    for entry in entries:
+        wire = entry.get("wire")
+        if wire:
+            allure.attach(wire, f"wire bytes #{entry.get('seq')} ({entry.get('path')})", allure.attachment_type.TEXT)
+
+
+# ---------------------------------------------------------------- fixtures: the adapter under test
+@pytest.fixture
+def entry(provcert_registry: Registry, provider_id: str) -> ProviderEntry:
+    return provcert_registry.get(provider_id)
+
+
+class FakeCredentials:
+    """Serves a fake key for any credential_ref, as a real resolver would: at call time, so it can rotate."""
+
+    def __init__(self, provider_id: str) -> None:
+        self.provider_id = provider_id
+        self.resolved: list[str] = []
+        self.rotate()
+
+    def rotate(self) -> str:
+        self.current = f"sk-provcert-FAKE-{self.provider_id}-{secrets.token_hex(12)}"
+        register_secret(self.current)
+        return self.current
+
+    async def resolve(self, ref: str) -> str:
+        self.resolved.append(ref)
+        return self.current
+
+
+@pytest.fixture
+def credentials(provider_id: str) -> FakeCredentials:
+    return FakeCredentials(provider_id)
+
+
+#: Short bounds so the timeout checks never really wait long; the ratios to the mock's delays are what matters.
+SUITE_TIMEOUTS = Timeouts(connect=2.0, read=5.0, stream_idle=5.0)
+
+
+class AdapterFactory:
+    """Builds adapters for the entry under test, all pointed at the mock and recording every URL they request."""
+
+    def __init__(self, entry: ProviderEntry, base_url: str, session: MockSession, credentials: FakeCredentials):
+        self.entry = entry
+        self.base_url = base_url
+        self.session = session
+        self.credentials = credentials
+        self.requested_urls: list[str] = []
+        self._made: list[tuple[Adapter, httpx.AsyncClient]] = []
+
+    async def _record(self, request: httpx.Request) -> None:
+        self.requested_urls.append(str(request.url))
+
+    def __call__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        base_url: str | None = None,
+        entry: ProviderEntry | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Adapter:
+        entry = entry or self.entry
+        client = httpx.AsyncClient(
+            headers={**self.session.headers, **(headers or {})},
+            event_hooks={"request": [self._record]},
+            trust_env=False,
+        )
+        cls = load_adapter_class(entry)
+        adapter = cls(
+            entry,
+            base_url=base_url or self.base_url,
+            http_client=client,
+            credentials=self.credentials,  # type: ignore[arg-type]
+            timeouts=timeouts or SUITE_TIMEOUTS,
+        )
+        self._made.append((adapter, client))
+        return adapter
+
+    async def aclose(self) -> None:
+        for adapter, client in self._made:
+            await adapter.aclose()
+            await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def make_adapter(
+    entry: ProviderEntry, mock: MockSession, credentials: FakeCredentials
+) -> AsyncIterator[AdapterFactory]:
+    factory = AdapterFactory(entry, mock.client.url + entry.mock_path, mock, credentials)
+    yield factory
+    await factory.aclose()
+
+
+@pytest_asyncio.fixture
+async def adapter(make_adapter: AdapterFactory) -> Adapter:
+    return make_adapter()
+
+
+# ---------------------------------------------------------------- fixtures: gateway and telemetry
+class RecordingSleep:
+    """Stands in for asyncio.sleep in the gateway: records each requested delay and yields without waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def span_exporter() -> Any:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer_provider(span_exporter: Any) -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    return provider
+
+
+@pytest.fixture
+def gateway_sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+def make_gateway(
+    provcert_registry: Registry, tracer_provider: Any, gateway_sleep: RecordingSleep
+) -> Callable[..., Any]:
+    from adapters.gateway import Gateway
+
+    def build(adapters: dict[str, Adapter], registry: Registry | None = None, seed: int = 7) -> Gateway:
+        return Gateway(
+            registry or provcert_registry,
+            adapters,
+            tracer_provider=tracer_provider,
+            sleep=gateway_sleep,
+            rng=random.Random(seed),
+        )
+
+    return build
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Any], adapter: Adapter, provider_id: str) -> Any:
+    return make_gateway({provider_id: adapter})
+
+
+# ---------------------------------------------------------------- labels, results, certificate
+@pytest.fixture(autouse=True)
+def _provcert_labels(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    provider = callspec.params.get("provider_id") if callspec else None
+    if provider and request.node.get_closest_marker("dod"):
+        allure.dynamic.parent_suite(provider)
+        allure.dynamic.suite(Path(str(request.node.fspath)).stem)
+        allure.dynamic.tag(provider)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    marker = item.get_closest_marker("dod")
+    callspec = getattr(item, "callspec", None)
+    provider = callspec.params.get("provider_id") if callspec else None
+    if marker and provider:
+        item.config.stash[COLLECTOR_KEY].record(provider, marker.args[0], item.nodeid, report)
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    collector = config.stash[COLLECTOR_KEY]
+    if not collector.providers():
+        return
+    reports = Path(config.getoption("reports_dir"))
+    registry = config.stash[REGISTRY_KEY]
+    mode = "mock (external: {})".format(config.getoption("mock_url")) if config.getoption("mock_url") else "mock"
+    write_certificates(collector, reports, registry=registry, mode=mode, catalogue=CHECKS)
+    staging = config.stash[STAGING_KEY]
+    if staging is not None:
+        distribute_allure_results(staging, reports, collector.providers())
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    collector = config.stash.get(COLLECTOR_KEY, None)
+    if collector is None or not collector.providers():
+        return
+    reports = Path(config.getoption("reports_dir"))
+    terminalreporter.section("provcert certification")
+    for provider in collector.providers():
+        verdicts = collector.verdicts(provider, CHECKS)
+        counts = {s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable")}
+        verdict = "CERTIFIED" if counts["fail"] == 0 else "NOT CERTIFIED"
+        terminalreporter.write_line(
+            f"{provider}: {verdict} - {counts['pass']} passed, {counts['fail']} failed, "
+            f"{counts['not applicable']} not applicable -> {reports / provider / 'certificate.md'}"
+        )
+

@@ -1,0 +1,236 @@
+"""From test outcomes to what a reviewer reads: per-check verdicts, the certificate, per-provider Allure results.
+
+A DoD check may be implemented by several tests (ERR-5XX runs once per status); its verdict is the worst of them:
+any failure fails the check, a check whose every test was not applicable is reported so with the reasons, and a check
+that no test exercised is "not run", never a silent pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from adapters.registry import Registry
+from harness.checks import AREAS, NOT_APPLICABLE, Check
+
+Status = Literal["pass", "fail", "not applicable", "not run"]
+
+
+@dataclass
+class TestOutcome:
+    nodeid: str
+    status: Status
+    detail: str = ""
+
+
+@dataclass
+class Verdict:
+    check: Check
+    status: Status
+    detail: str = ""
+    tests: list[TestOutcome] = field(default_factory=list)
+
+
+def _first_line(text: str, limit: int = 240) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return ""
+
+
+def _failure_evidence(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return _first_line(str(crash.message))
+    return _first_line(str(report.longrepr))
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    return reason.removeprefix(NOT_APPLICABLE)
+
+
+class ResultCollector:
+    def __init__(self) -> None:
+        self._tests: dict[str, dict[str, dict[str, TestOutcome]]] = defaultdict(lambda: defaultdict(dict))
+
+    def record(self, provider: str, check_id: str, nodeid: str, report: pytest.TestReport) -> None:
+        tests = self._tests[provider][check_id]
+        if report.failed:
+            phase = "" if report.when == "call" else f" (in {report.when})"
+            tests[nodeid] = TestOutcome(nodeid, "fail", _failure_evidence(report) + phase)
+        elif report.skipped:
+            tests[nodeid] = TestOutcome(nodeid, "not applicable", _skip_reason(report))
+        elif report.when == "call" and nodeid not in tests:
+            tests[nodeid] = TestOutcome(nodeid, "pass")
+
+    def providers(self) -> list[str]:
+        return list(self._tests)
+
+    def verdicts(self, provider: str, catalogue: Mapping[str, Check]) -> dict[str, Verdict]:
+        out: dict[str, Verdict] = {}
+        for check_id, check in catalogue.items():
+            tests = list(self._tests[provider].get(check_id, {}).values())
+            failed = [t for t in tests if t.status == "fail"]
+            passed = [t for t in tests if t.status == "pass"]
+            if failed:
+                out[check_id] = Verdict(check, "fail", failed[0].detail, tests)
+            elif passed:
+                out[check_id] = Verdict(check, "pass", "", tests)
+            elif tests:
+                reasons = sorted({t.detail for t in tests})
+                out[check_id] = Verdict(check, "not applicable", "; ".join(reasons), tests)
+            else:
+                out[check_id] = Verdict(check, "not run", "no test ran for this check in this session", tests)
+        return out
+
+
+def provcert_version() -> str:
+    try:
+        return metadata.version("provcert")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a certificate."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def certificate_data(
+    provider: str, verdicts: Mapping[str, Verdict], *, registry: Registry, mode: str
+) -> dict[str, Any]:
+    entry = registry.get(provider) if provider in registry.ids() else None
+    totals = {s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable", "not run")}
+    if totals["fail"]:
+        verdict = "not certified"
+    elif totals["not run"]:
+        verdict = "incomplete"
+    else:
+        verdict = "certified"
+    return {
+        "schema": "provcert-certificate/1",
+        "provider": provider,
+        "display_name": getattr(entry, "display_name", provider) if entry else provider,
+        "adapter": getattr(entry, "adapter", None) if entry else None,
+        "provcert_version": provcert_version(),
+        "mode": mode,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "verdict": verdict,
+        "totals": totals,
+        "checks": [
+            {
+                "id": v.check.id,
+                "title": v.check.title,
+                "area": v.check.area,
+                "severity": v.check.severity,
+                "status": v.status,
+                "detail": v.detail,
+                "tests": [{"nodeid": t.nodeid, "status": t.status, "detail": t.detail} for t in v.tests],
+            }
+            for v in verdicts.values()
+        ],
+    }
+
+
+_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "not applicable": "➖ n/a", "not run": "⚠️ not run"}
+
+
+def certificate_markdown(data: Mapping[str, Any]) -> str:
+    t = data["totals"]
+    lines = [
+        f"## provcert certificate: {data['display_name']} (`{data['provider']}`)",
+        "",
+        f"**Verdict: {data['verdict'].upper()}** - {t['pass']} passed, {t['fail']} failed, "
+        f"{t['not applicable']} not applicable, {t['not run']} not run",
+        "",
+        f"provcert {data['provcert_version']} · mode: {data['mode']} · {data['date']}",
+        "",
+        "| Check | Title | Status | Evidence / reason |",
+        "|---|---|---|---|",
+    ]
+    area = None
+    for check in data["checks"]:
+        if check["area"] != area:
+            area = check["area"]
+            lines.append(f"| **{area}** | *{AREAS[area]}* | | |")
+        detail = check["detail"].replace("|", "\\|")
+        lines.append(f"| {check['id']} | {check['title']} | {_ICONS[check['status']]} | {detail} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_certificates(
+    collector: ResultCollector, reports: Path, *, registry: Registry, mode: str, catalogue: Mapping[str, Check]
+) -> None:
+    for provider in collector.providers():
+        data = certificate_data(provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode)
+        atomic_write(reports / provider / "certificate.json", json.dumps(data, indent=2) + "\n")
+        atomic_write(reports / provider / "certificate.md", certificate_markdown(data))
+
+
+def _attachment_sources(node: Mapping[str, Any]) -> Iterable[str]:
+    for attachment in node.get("attachments", []) or []:
+        if attachment.get("source"):
+            yield attachment["source"]
+    for step in node.get("steps", []) or []:
+        yield from _attachment_sources(step)
+    for key in ("befores", "afters"):
+        for fixture in node.get(key, []) or []:
+            yield from _attachment_sources(fixture)
+
+
+def distribute_allure_results(staging: Path, reports: Path, providers: Iterable[str]) -> None:
+    """Split one run's Allure results into ``reports/<provider>/allure-results`` by the parent-suite label.
+
+    allure-pytest writes one directory per run; a reviewer wants one report per provider, so results, their
+    attachments and the fixture containers that reference them are copied to each provider's directory.
+    """
+    if not staging.is_dir():
+        return
+    targets = {p: reports / p / "allure-results" for p in providers}
+    for target in targets.values():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+    owner: dict[str, str] = {}
+    for result_file in staging.glob("*-result.json"):
+        data = json.loads(result_file.read_text(encoding="utf-8"))
+        labels = {label["name"]: label["value"] for label in data.get("labels", [])}
+        provider = labels.get("parentSuite")
+        if provider not in targets:
+            continue
+        owner[data["uuid"]] = provider
+        shutil.copy2(result_file, targets[provider] / result_file.name)
+        for source in _attachment_sources(data):
+            if (staging / source).exists():
+                shutil.copy2(staging / source, targets[provider] / source)
+    for container_file in staging.glob("*-container.json"):
+        data = json.loads(container_file.read_text(encoding="utf-8"))
+        for provider in {owner[c] for c in data.get("children", []) if c in owner}:
+            shutil.copy2(container_file, targets[provider] / container_file.name)
+            for source in _attachment_sources(data):
+                if (staging / source).exists():
+                    shutil.copy2(staging / source, targets[provider] / source)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""SEC: the credential never shows up anywhere a person or a log pipeline can read, and egress stays on one host."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from adapters.base import Timeouts
+from adapters.errors import ProviderError
+from harness.assertions import chat_request, run_stream
+from harness.checks import check, not_applicable
+from harness.secrets import scan_paths
+
+
+@check("SEC-CASSETTE")
+def test_cassettes_clean(provider_id):
+    folder = Path("cassettes") / provider_id
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    if not files:
+        not_applicable(f"no cassettes recorded for {provider_id} yet (cassettes/{provider_id}/ is empty)")
+    findings = scan_paths(files)
+    assert not findings, "secrets in cassettes: " + "; ".join(str(f) for f in findings[:5])
+
+
+@check("SEC-SURFACE")
+async def test_no_secret_on_any_surface(make_adapter, mock, entry, credentials, caplog, make_gateway, span_exporter):
+    caplog.set_level(logging.DEBUG)
+    adapter = make_adapter(timeouts=Timeouts(connect=1, read=0.3, stream_idle=0.3))
+    gateway = make_gateway({entry.provider_id: adapter})
+    surfaces: list[str] = [repr(adapter), str(adapter)]
+    request = chat_request(entry)
+    for fault in ("auth_error", "rate_limit", "bad_request", "timeout", "malformed_body"):
+        mock.queue({"preset": fault, "times": 10, "retry_after": 0.01} if fault != "timeout" else "timeout")
+        try:
+            await gateway.complete(entry.provider_id, request)
+        except ProviderError as exc:
+            surfaces += [str(exc), repr(exc), json.dumps(exc.to_dict()), repr(exc.__cause__)]
+    if entry.capabilities.streaming:
+        mock.queue("error_mid_stream")
+        run = await run_stream(gateway.stream(entry.provider_id, request))
+        surfaces += [repr(e) for e in run.events] + [str(run.error), repr(run.error)]
+    mock.queue("ok")
+    response = await gateway.complete(entry.provider_id, request)
+    surfaces += [repr(response), response.model_dump_json()]
+    surfaces.append(caplog.text)
+    surfaces += [json.dumps(dict(span.attributes or {}), default=str) for span in span_exporter.get_finished_spans()]
+    surfaces += [json.dumps(e, default=str) for e in mock.journal()]
+    assert len(credentials.resolved) > 0, "the adapter never resolved its credential; the check proved nothing"
+    leaks = [s[:120] for s in surfaces if credentials.current in s]
+    assert not leaks, f"the credential leaked into {len(leaks)} surface(s), e.g. {leaks[0]!r}"
+
+
+@check("SEC-EGRESS")
+async def test_only_registered_host(make_adapter, mock, entry):
+    adapter = make_adapter()
+    mock.queue("ok", "ok")
+    await adapter.complete(chat_request(entry))
+    if entry.capabilities.streaming:
+        await run_stream(adapter.stream(chat_request(entry)))
+    allowed = urlsplit(adapter.base_url)
+    urls = make_adapter.requested_urls
+    assert urls, "no request was recorded; the check proved nothing"
+    strays = [u for u in urls if (urlsplit(u).hostname, urlsplit(u).port) != (allowed.hostname, allowed.port)]
+    assert not strays, f"requests left the registered host {allowed.netloc}: {strays}"
+    off_path = [u for u in urls if not urlsplit(u).path.startswith(allowed.path)]
+    assert not off_path, f"requests outside the registered base path {allowed.path}: {off_path}"

@@ -1,0 +1,132 @@
+"""STR: the stream contract holds whatever the wire does: order, no empty deltas, faults surface with partial text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from adapters.base import Timeouts
+from adapters.errors import ErrorKind
+from adapters.types import End, Start, TextDelta, ToolCallDelta
+from harness.assertions import FAULT_KINDS, assert_error, chat_request, only, run_stream
+from harness.checks import check, not_applicable
+
+
+@pytest.fixture(autouse=True)
+def _needs_streaming(entry):
+    if not entry.capabilities.streaming:
+        not_applicable(f"{entry.provider_id} declares no streaming capability")
+
+
+async def _stream(make_adapter: Any, mock: Any, scenario: Any, *, tools: bool = False, **kw: Any):
+    adapter = make_adapter(**kw)
+    mock.queue(scenario)
+    run = await run_stream(adapter.stream(chat_request(adapter.entry, tools=tools)))
+    return run, only(mock.journal())
+
+
+def _assert_partial(run, sent, what: str) -> None:
+    assert not run.ends, f"{what}: the stream was reported complete (an End event was yielded)"
+    assert run.error.partial_text == sent["text_sent"], (
+        f"{what}: partial_text {run.error.partial_text!r}, the mock sent {sent['text_sent']!r} before failing"
+    )
+    assert run.text == sent["text_sent"], f"{what}: deltas {run.text!r} differ from the text sent {sent['text_sent']!r}"
+
+
+@check("STR-ORDER")
+async def test_order(make_adapter, mock):
+    run, sent = await _stream(make_adapter, mock, {"preset": "ok", "chunks": 9})
+    assert run.error is None, f"stream failed: {run.error!r}"
+    kinds = [type(e).__name__ for e in run.events]
+    assert isinstance(run.events[0], Start) and kinds.count("Start") == 1, f"expected one leading Start: {kinds}"
+    assert isinstance(run.events[-1], End) and kinds.count("End") == 1, f"expected one trailing End: {kinds}"
+    assert run.text == sent["text_sent"], f"deltas concatenate to {run.text!r}, the mock sent {sent['text_sent']!r}"
+    assert sum(isinstance(e, TextDelta) for e in run.events) >= 2, "the text arrived in fewer deltas than chunks sent"
+
+
+@check("STR-EMPTY")
+async def test_empty_chunks_not_forwarded(make_adapter, mock):
+    run, sent = await _stream(make_adapter, mock, {"preset": "empty_chunks", "empty_chunks": 5, "keepalives": 3})
+    assert run.error is None, f"stream failed: {run.error!r}"
+    empties = [e for e in run.events if isinstance(e, TextDelta) and not e.text]
+    assert not empties, f"{len(empties)} empty deltas were forwarded"
+    assert run.text == sent["text_sent"]
+    assert sent["frames_sent"] > sent["chunks_sent"], "the mock sent no extra empty frames; the check proved nothing"
+
+
+@check("STR-ABORT")
+async def test_abort(make_adapter, mock, provider_id):
+    run, sent = await _stream(make_adapter, mock, {"preset": "abort_mid_stream", "abort_after": 3})
+    assert sent["aborted"], "the mock did not abort; the scenario was not exercised"
+    assert_error(run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id)
+    _assert_partial(run, sent, "abort")
+
+
+@check("STR-INBAND")
+@pytest.mark.parametrize("fault", ["server_error", "rate_limit", "overloaded"])
+async def test_inband_error(make_adapter, mock, provider_id, fault):
+    run, sent = await _stream(make_adapter, mock, {"preset": "error_mid_stream", "error_after_kind": fault})
+    assert sent["inband_error"], "the mock sent no in-band error; the scenario was not exercised"
+    kinds, _ = FAULT_KINDS[fault]
+    assert_error(run.error, sent, kinds=kinds, retryable=None, provider_id=provider_id)
+    _assert_partial(run, sent, "in-band error")
+
+
+@check("STR-TRUNCATED")
+async def test_truncated(make_adapter, mock, provider_id):
+    run, sent = await _stream(make_adapter, mock, "truncated_stream")
+    assert not sent["terminated"], "the mock sent its terminator; the scenario was not exercised"
+    assert_error(run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id)
+    _assert_partial(run, sent, "truncated stream")
+
+
+@check("STR-MALFORMED")
+async def test_malformed_frame(make_adapter, mock, provider_id):
+    run, sent = await _stream(make_adapter, mock, "malformed_chunk", timeouts=Timeouts(connect=1, read=2, stream_idle=2))
+    assert_error(run.error, sent, kinds={ErrorKind.INVALID_RESPONSE}, retryable=None, provider_id=provider_id)
+    assert not run.ends, "a stream with a malformed frame was reported complete"
+
+
+@check("STR-STALL")
+async def test_stall(make_adapter, mock, provider_id):
+    run, sent = await _stream(
+        make_adapter, mock, {"preset": "stall_mid_stream", "stall_after": 2},
+        timeouts=Timeouts(connect=1, read=2, stream_idle=0.3),
+    )
+    assert_error(run.error, sent, kinds={ErrorKind.TIMEOUT}, retryable=None, provider_id=provider_id)
+    _assert_partial(run, sent, "stall")
+
+
+@check("STR-END")
+async def test_end_event(make_adapter, mock, entry):
+    run, sent = await _stream(make_adapter, mock, "ok")
+    assert run.error is None, f"stream failed: {run.error!r}"
+    assert len(run.ends) == 1, f"{len(run.ends)} End events"
+    end = run.ends[0]
+    assert end.finish_reason == "stop", f"finish_reason {end.finish_reason!r} (raw {end.raw_finish_reason!r})"
+    assert end.raw_finish_reason == sent["finish_reason_sent"], (
+        f"raw finish reason {end.raw_finish_reason!r}, the mock sent {sent['finish_reason_sent']!r}"
+    )
+    assert end.request_id == sent["request_id"], f"End.request_id {end.request_id!r}, sent {sent['request_id']!r}"
+    assert end.usage.output_tokens > 0 and end.usage.input_tokens > 0, f"End usage is empty: {end.usage}"
+
+
+@check("STR-TOOLS")
+async def test_tool_fragments(make_adapter, mock, entry):
+    if not entry.capabilities.tools:
+        not_applicable(f"{entry.provider_id} declares no tool calling")
+    run, sent = await _stream(make_adapter, mock, "tool_call", tools=True)
+    assert run.error is None, f"stream failed: {run.error!r}"
+    sent_calls = sent["tool_calls_sent"]
+    assert sent_calls, "the mock sent no tool call"
+    end = run.ends[0]
+    assert end.finish_reason == "tool_calls", f"finish_reason {end.finish_reason!r}"
+    got = [(c.name, c.arguments) for c in end.tool_calls]
+    want = [(c["name"], json.loads(c["arguments"]) if isinstance(c["arguments"], str) else c["arguments"])
+            for c in sent_calls]
+    assert got == want, f"reassembled tool calls {got}, the mock sent {want}"
+    fragments = "".join(e.arguments_fragment for e in run.events if isinstance(e, ToolCallDelta) and e.index == 0)
+    if fragments:
+        assert json.loads(fragments) == want[0][1], "ToolCallDelta fragments do not concatenate to the arguments"

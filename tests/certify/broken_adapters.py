@@ -1,0 +1,93 @@
+"""Deliberately broken OpenAI adapters, one defect each, to prove the certification catches each defect.
+
+Each class documents the checks its defect must fail; tests/certify/test_broken_adapters.py certifies them all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from adapters.errors import ProviderError
+from adapters.openai import OpenAIAdapter
+from adapters.streaming import StreamAccumulator
+from adapters.types import ChatRequest, StreamEvent, TextDelta, Usage
+
+log = logging.getLogger("broken_adapters")
+
+
+class IgnoresRetryAfter(OpenAIAdapter):
+    """Drops the provider's retry hint. Must fail: ERR-429, RTY-AFTER."""
+
+    def status_error(self, response: httpx.Response) -> ProviderError:
+        err = super().status_error(response)
+        err.retry_after = None
+        return err
+
+
+class DropsRequestId(OpenAIAdapter):
+    """Reads the wrong header. Must fail: RID-OK, RID-ERR, RID-STREAM."""
+
+    request_id_header = "x-correlation-id"
+
+
+class ForwardsEmptyDeltas(OpenAIAdapter):
+    """Forwards empty content deltas. Must fail: STR-EMPTY."""
+
+    def _chunk_events(self, data: str, acc: StreamAccumulator) -> list[StreamEvent]:
+        events = super()._chunk_events(data, acc)
+        if '"content":""' in data.replace(" ", "") and not events:
+            events.append(TextDelta(text=""))
+        return events
+
+
+class TrustsEveryStreamEnd(OpenAIAdapter):
+    """Treats the end of the connection as the end of the stream. Must fail: STR-TRUNCATED."""
+
+    async def stream(self, request: ChatRequest) -> Any:
+        agen = super().stream(request)
+        try:
+            async for event in agen:
+                yield event
+        except ProviderError as exc:
+            if "[DONE]" not in exc.message:
+                raise
+            acc = StreamAccumulator(request, request_id=exc.request_id)
+            acc.text_parts.append(exc.partial_text)
+            yield acc.end()
+
+
+class ZeroUsageWhenMissing(OpenAIAdapter):
+    """Reports 0 tokens as the provider's truth when usage is null. Must fail: TOK-NULL."""
+
+    @staticmethod
+    def parse_usage(raw: Any) -> Usage | None:
+        return OpenAIAdapter.parse_usage(raw) or Usage(source="reported")
+
+
+class LogsHeaders(OpenAIAdapter):
+    """Logs its request headers, credential included. Must fail: SEC-SURFACE."""
+
+    async def headers(self) -> dict[str, str]:
+        headers = await super().headers()
+        log.debug("sending headers %s", headers)
+        return headers
+
+
+class RetriesEverything(OpenAIAdapter):
+    """Marks every HTTP error retryable. Must fail: ERR-QUOTA, ERR-401/403/404/400, ERR-CONTEXT, ERR-FILTER, RTY-NONRETRY."""
+
+    def status_error(self, response: httpx.Response) -> ProviderError:
+        err = super().status_error(response)
+        err.retryable = True
+        return err
+
+
+class RawJsonErrors(OpenAIAdapter):
+    """Lets a JSON decoding error escape. Must fail: ERR-MALFORMED."""
+
+    @staticmethod
+    def parse_json_body(response: httpx.Response) -> Any:
+        return response.json()

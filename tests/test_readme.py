@@ -1,0 +1,28 @@
+"""The README is the user's contract: its preset table and commands must match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mockserver.scenarios import PRESETS, Scenario
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_preset_is_documented() -> None:
+    documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", README, re.M))
+    assert documented == set(PRESETS), f"undocumented: {set(PRESETS) - documented}; stale: {documented - set(PRESETS)}"
+
+
+def test_every_spec_field_is_documented() -> None:
+    fields = set(Scenario.model_fields) - {"name"}
+    missing = [f for f in fields if f"`{f}`" not in README]
+    assert not missing, f"scenario fields missing from the README: {missing}"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
+    command = re.search(r"python -m pytest tests[^\n`]*", README)
+    assert command is not None
+    assert command.group(0).strip() in ci
