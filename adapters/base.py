@@ -132,7 +132,12 @@ class Adapter(abc.ABC):
         return ProviderError(kind, message, provider_id=self.provider_id, **kw)
 
     def transport_error(
-        self, exc: BaseException, *, request_id: str | None = None, partial_text: str = "", streaming: bool = False
+        self,
+        exc: BaseException,
+        *,
+        request_id: str | None = None,
+        partial_text: str = "",
+        streaming: bool = False,
     ) -> ProviderError:
         """Map an httpx/asyncio failure to the taxonomy; the raw exception is kept only as the cause."""
         if isinstance(exc, ProviderError):
@@ -151,14 +156,21 @@ class Adapter(abc.ABC):
                 partial_text=partial_text,
                 cause=exc,
             )
-        if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        if isinstance(
+            exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+        ):
             return self.error(ErrorKind.CONNECTION, f"connection failed: {detail}", cause=exc)
         if isinstance(exc, httpx.HTTPError):
             return self.error(ErrorKind.CONNECTION, f"transport error: {detail}", cause=exc)
         return self.error(ErrorKind.INVALID_RESPONSE, f"unexpected failure: {detail}", cause=exc)
 
     async def post_json(
-        self, path: str, body: Mapping[str, Any], headers: Mapping[str, str], *, params: Mapping[str, str] | None = None
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """POST and read the whole body; transport failures come back as ProviderError."""
         url = self.url(path)
@@ -173,7 +185,12 @@ class Adapter(abc.ABC):
 
     @asynccontextmanager
     async def post_stream(
-        self, path: str, body: Mapping[str, Any], headers: Mapping[str, str], *, params: Mapping[str, str] | None = None
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Open a streaming POST; the response's status and headers are read, the body is not."""
         url = self.url(path)

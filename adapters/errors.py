@@ -50,7 +50,9 @@ _SECRET_PATTERNS = [
     re.compile(r"sk-(?:proj-|ant-|or-(?:v1-)?)?[A-Za-z0-9_-]{8,}"),
     re.compile(r"AIza[0-9A-Za-z_-]{20,}"),
     re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{12,}"),
-    re.compile(r"(?i)((?:api[-_]?key|x-api-key|key|token|secret|signature)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]{6,}"),
+    re.compile(
+        r"(?i)((?:api[-_]?key|x-api-key|key|token|secret|signature)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]{6,}"
+    ),
 ]
 
 _known_secrets: set[str] = set()

@@ -77,7 +77,10 @@ class OpenAIAdapter(Adapter):
         return headers
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": [self._message(m) for m in request.messages]}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [self._message(m) for m in request.messages],
+        }
         if request.max_tokens is not None:
             body[self.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
@@ -116,21 +119,27 @@ class OpenAIAdapter(Adapter):
 
     # ----- complete -----
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        response = await self.post_json("chat/completions", self.body(request, stream=False), await self.headers())
+        response = await self.post_json(
+            "chat/completions", self.body(request, stream=False), await self.headers()
+        )
         request_id = response.headers.get(self.request_id_header)
         if response.status_code != 200:
             raise self.status_error(response)
         try:
             data = self.parse_json_body(response)
         except ValueError as exc:
-            raise self.error(ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id) from None
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id
+            ) from None
         if not isinstance(data, dict):
             raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", request_id=request_id)
         if data.get("error"):
             raise self.body_error(data["error"], status=200, request_id=request_id, headers=response.headers)
         return self.parse_completion(data, request, request_id)
 
-    def parse_completion(self, data: Mapping[str, Any], request: ChatRequest, request_id: str | None) -> ChatResponse:
+    def parse_completion(
+        self, data: Mapping[str, Any], request: ChatRequest, request_id: str | None
+    ) -> ChatResponse:
         """Normalize a chat.completion body; also used to check recorded traffic."""
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -169,7 +178,9 @@ class OpenAIAdapter(Adapter):
         prompt_details = raw.get("prompt_tokens_details") or {}
         completion_details = raw.get("completion_tokens_details") or {}
         cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
-        reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+        reasoning = (
+            completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+        )
         return Usage(
             input_tokens=prompt,
             output_tokens=completion,
@@ -199,7 +210,9 @@ class OpenAIAdapter(Adapter):
                 retry_after=self.retry_after(response),
                 retryable=self._should_retry(response, kind_for_status(response.status_code)),
             )
-        return self.body_error(error, status=response.status_code, request_id=request_id, headers=response.headers)
+        return self.body_error(
+            error, status=response.status_code, request_id=request_id, headers=response.headers
+        )
 
     def body_error(
         self,
@@ -218,16 +231,15 @@ class OpenAIAdapter(Adapter):
         message = error.get("message")
         if not isinstance(message, str):
             message = json.dumps(message) if message is not None else "no message"
-        kind = None
-        for key in (str(code) if code is not None else None, etype):
-            if key and key in CODE_KINDS:
-                kind = CODE_KINDS[key]
-                break
+        # the specific code first, then the message (OpenAI's overload 503 says so only in prose), then the type
+        kind = CODE_KINDS.get(str(code)) if code is not None else None
+        if kind is None and "overloaded" in message.lower():
+            kind = ErrorKind.OVERLOADED
+        if kind is None and isinstance(etype, str):
+            kind = CODE_KINDS.get(etype)
         effective_status = status if status and status != 200 else _int_or_none(code)
         if kind is None:
-            if "overloaded" in message.lower():
-                kind = ErrorKind.OVERLOADED
-            elif effective_status:
+            if effective_status:
                 kind = kind_for_status(effective_status)
             else:
                 kind = ErrorKind.SERVER_ERROR if in_band else ErrorKind.INVALID_RESPONSE
@@ -315,7 +327,9 @@ class OpenAIAdapter(Adapter):
             ) from None
         if not isinstance(chunk, dict):
             raise self.error(
-                ErrorKind.INVALID_RESPONSE, "stream frame is not a JSON object", request_id=acc.request_id,
+                ErrorKind.INVALID_RESPONSE,
+                "stream frame is not a JSON object",
+                request_id=acc.request_id,
                 partial_text=acc.text,
             )
         if chunk.get("error"):

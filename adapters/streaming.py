@@ -59,7 +59,9 @@ class StreamAccumulator:
         if not (id or name or arguments):
             return None
         self.delivered = True
-        return ToolCallDelta(index=index, id=id or None, name=name or None, arguments_fragment=arguments or "")
+        return ToolCallDelta(
+            index=index, id=id or None, name=name or None, arguments_fragment=arguments or ""
+        )
 
     def set_usage(self, usage: Usage) -> None:
         """Keep the latest report: providers that repeat usage send running totals, never increments."""
@@ -69,7 +71,11 @@ class StreamAccumulator:
         calls = []
         for index in sorted(self.tools):
             parts = self.tools[index]
-            calls.append(ToolCall(id=parts.id, name=parts.name or "", arguments=parse_arguments("".join(parts.fragments))))
+            calls.append(
+                ToolCall(
+                    id=parts.id, name=parts.name or "", arguments=parse_arguments("".join(parts.fragments))
+                )
+            )
         return tuple(calls)
 
     def end(self, default_finish: FinishReason = "stop") -> End:

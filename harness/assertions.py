@@ -13,7 +13,17 @@ from typing import Any
 
 from adapters.errors import ErrorKind, ProviderError
 from adapters.registry import ProviderEntry
-from adapters.types import ChatRequest, End, Message, RequestMetadata, Start, StreamEvent, TextDelta, ToolCallDelta, ToolSpec
+from adapters.types import (
+    ChatRequest,
+    End,
+    Message,
+    RequestMetadata,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolSpec,
+)
 
 #: How each of the mock's provider-neutral fault kinds must surface in the taxonomy (and whether it is retryable).
 FAULT_KINDS: dict[str, tuple[set[ErrorKind], bool]] = {
@@ -58,7 +68,10 @@ def chat_request(entry: ProviderEntry, *, tools: bool = False, text: str | None 
         temperature=0.0,
         tools=(WEATHER_TOOL,) if tools else (),
         metadata=RequestMetadata(
-            trace_id="trace-cert-1", tenant_id="tenant-acme", user_id="user-42@example.com", profile_id="default"
+            trace_id="trace-cert-1",
+            tenant_id="tenant-acme",
+            user_id="user-42@example.com",
+            profile_id="default",
         ),
     )
 
@@ -118,7 +131,9 @@ def assert_error(
         f"(mock sent status {sent.get('status')}, scenario {sent.get('scenario', {}).get('name')})"
     )
     if retryable is not None:
-        assert err.retryable is retryable, f"retryable={err.retryable} for {err.kind.value}, expected {retryable}"
+        assert err.retryable is retryable, (
+            f"retryable={err.retryable} for {err.kind.value}, expected {retryable}"
+        )
     assert err.provider_id == provider_id, f"provider_id {err.provider_id!r}, expected {provider_id!r}"
     if sent.get("status") not in (None, 200):
         assert err.status == sent["status"], f"status {err.status}, the mock sent {sent['status']}"
@@ -136,4 +151,6 @@ def assert_usage_matches(usage: Any, truth: Mapping[str, Any], *, what: str) -> 
     got = (usage.input_tokens, usage.output_tokens, usage.total_tokens)
     want = (truth["input_tokens"], truth["output_tokens"], truth["total_tokens"])
     assert got == want, f"{what} usage (input, output, total) = {got}, the mock's truth is {want}"
-    assert usage.source == "reported", f"{what} usage marked {usage.source!r} although the provider reported it"
+    assert usage.source == "reported", (
+        f"{what} usage marked {usage.source!r} although the provider reported it"
+    )

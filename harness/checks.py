@@ -45,9 +45,15 @@ class Check:
 
 
 _CHECKS = [
-    Check("REG-ID", "Registered with a stable kebab-case id; entry valid against the registry schema", "blocker"),
+    Check(
+        "REG-ID", "Registered with a stable kebab-case id; entry valid against the registry schema", "blocker"
+    ),
     Check("REG-CAPS", "Capabilities declared and behaviour agrees"),
-    Check("REG-CRED", "credential_ref only; resolved at call time; rotation picked up without restart", "blocker"),
+    Check(
+        "REG-CRED",
+        "credential_ref only; resolved at call time; rotation picked up without restart",
+        "blocker",
+    ),
     Check("REG-PRICE", "Every registered model priced; unpriced is reported, never $0"),
     Check("REG-LIMITS", "Default timeouts and retry policy declared", "normal"),
     Check("REG-ROLLOUT", "Rollout status and fallback declared", "normal"),
@@ -69,7 +75,9 @@ _CHECKS = [
     Check("ERR-MALFORMED", "Invalid JSON, wrong content type or 200-with-error: mapped, never raw"),
     Check("STR-ORDER", "One Start, deltas, one End; deltas concatenate to exactly the text sent", "blocker"),
     Check("STR-EMPTY", "Empty chunks, empty deltas and keep-alives never forwarded"),
-    Check("STR-ABORT", "Dropped connection: stream_interrupted, partial text kept, never complete", "blocker"),
+    Check(
+        "STR-ABORT", "Dropped connection: stream_interrupted, partial text kept, never complete", "blocker"
+    ),
     Check("STR-INBAND", "In-band error event: right kind, partial text kept"),
     Check("STR-TRUNCATED", "Stream without terminator: interrupted, not complete"),
     Check("STR-MALFORMED", "Malformed frame: invalid_response, no hang"),

@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="provider id to certify, a comma-separated list, or 'all' (default: all registered providers)",
     )
-    group.addoption("--mock-url", default=None, help="use a running mock server (python -m mockserver) at this URL")
     group.addoption(
-        "--registry", action="append", default=[], help="extra registry YAML file(s) merged over the built-in one"
+        "--mock-url", default=None, help="use a running mock server (python -m mockserver) at this URL"
     )
-    group.addoption("--reports-dir", default="reports", help="where certificates and Allure results are written")
+    group.addoption(
+        "--registry",
+        action="append",
+        default=[],
+        help="extra registry YAML file(s) merged over the built-in one",
+    )
+    group.addoption(
+        "--reports-dir", default="reports", help="where certificates and Allure results are written"
+    )
 
 
 def _is_certification_run(config: pytest.Config) -> bool:
@@ -140,7 +147,9 @@ def _attach_journal(session: MockSession) -> None:
     for entry in entries:
         wire = entry.get("wire")
         if wire:
-            allure.attach(wire, f"wire bytes #{entry.get('seq')} ({entry.get('path')})", allure.attachment_type.TEXT)
+            allure.attach(
+                wire, f"wire bytes #{entry.get('seq')} ({entry.get('path')})", allure.attachment_type.TEXT
+            )
 
 
 # ---------------------------------------------------------------- fixtures: the adapter under test
@@ -179,7 +188,9 @@ SUITE_TIMEOUTS = Timeouts(connect=2.0, read=5.0, stream_idle=5.0)
 class AdapterFactory:
     """Builds adapters for the entry under test, all pointed at the mock and recording every URL they request."""
 
-    def __init__(self, entry: ProviderEntry, base_url: str, session: MockSession, credentials: FakeCredentials):
+    def __init__(
+        self, entry: ProviderEntry, base_url: str, session: MockSession, credentials: FakeCredentials
+    ):
         self.entry = entry
         self.base_url = base_url
         self.session = session
@@ -288,8 +299,13 @@ def make_gateway(
 
 
 @pytest.fixture
-def gateway(make_gateway: Callable[..., Any], adapter: Adapter, provider_id: str) -> Any:
-    return make_gateway({provider_id: adapter})
+def gateway(
+    make_gateway: Callable[..., Any], adapter: Adapter, entry: ProviderEntry, provcert_registry: Registry
+) -> Any:
+    """A gateway over the adapter under test alone: its declared fallbacks are cut, so retries and telemetry are
+    the adapter's own (RTY-FALLBACK builds its own chain)."""
+    isolated = provcert_registry.with_entries(entry.model_copy(update={"fallback": []}))
+    return make_gateway({entry.provider_id: adapter}, registry=isolated)
 
 
 # ---------------------------------------------------------------- labels, results, certificate
@@ -304,8 +320,10 @@ def _provcert_labels(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     setattr(item, f"rep_{report.when}", report)
     marker = item.get_closest_marker("dod")
     callspec = getattr(item, "callspec", None)
@@ -323,7 +341,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reports = Path(config.getoption("reports_dir"))
     registry = config.stash[REGISTRY_KEY]
-    mode = "mock (external: {})".format(config.getoption("mock_url")) if config.getoption("mock_url") else "mock"
+    mode = (
+        "mock (external: {})".format(config.getoption("mock_url")) if config.getoption("mock_url") else "mock"
+    )
     write_certificates(collector, reports, registry=registry, mode=mode, catalogue=CHECKS)
     staging = config.stash[STAGING_KEY]
     if staging is not None:
@@ -338,10 +358,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("provcert certification")
     for provider in collector.providers():
         verdicts = collector.verdicts(provider, CHECKS)
-        counts = {s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable")}
+        counts = {
+            s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable")
+        }
         verdict = "CERTIFIED" if counts["fail"] == 0 else "NOT CERTIFIED"
         terminalreporter.write_line(
             f"{provider}: {verdict} - {counts['pass']} passed, {counts['fail']} failed, "
             f"{counts['not applicable']} not applicable -> {reports / provider / 'certificate.md'}"
         )
-

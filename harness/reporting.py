@@ -123,7 +123,10 @@ def certificate_data(
     provider: str, verdicts: Mapping[str, Verdict], *, registry: Registry, mode: str
 ) -> dict[str, Any]:
     entry = registry.get(provider) if provider in registry.ids() else None
-    totals = {s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable", "not run")}
+    totals = {
+        s: sum(1 for v in verdicts.values() if v.status == s)
+        for s in ("pass", "fail", "not applicable", "not run")
+    }
     if totals["fail"]:
         verdict = "not certified"
     elif totals["not run"]:
@@ -155,7 +158,7 @@ def certificate_data(
     }
 
 
-_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "not applicable": "➖ n/a", "not run": "⚠️ not run"}
+_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "not applicable": "⏭️ n/a", "not run": "⚠️ not run"}
 
 
 def certificate_markdown(data: Mapping[str, Any]) -> str:
@@ -183,10 +186,17 @@ def certificate_markdown(data: Mapping[str, Any]) -> str:
 
 
 def write_certificates(
-    collector: ResultCollector, reports: Path, *, registry: Registry, mode: str, catalogue: Mapping[str, Check]
+    collector: ResultCollector,
+    reports: Path,
+    *,
+    registry: Registry,
+    mode: str,
+    catalogue: Mapping[str, Check],
 ) -> None:
     for provider in collector.providers():
-        data = certificate_data(provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode)
+        data = certificate_data(
+            provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode
+        )
         atomic_write(reports / provider / "certificate.json", json.dumps(data, indent=2) + "\n")
         atomic_write(reports / provider / "certificate.md", certificate_markdown(data))
 

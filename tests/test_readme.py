@@ -12,7 +12,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def test_every_preset_is_documented() -> None:
     documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", README, re.M))
-    assert documented == set(PRESETS), f"undocumented: {set(PRESETS) - documented}; stale: {documented - set(PRESETS)}"
+    assert documented == set(PRESETS), (
+        f"undocumented: {set(PRESETS) - documented}; stale: {documented - set(PRESETS)}"
+    )
 
 
 def test_every_spec_field_is_documented() -> None:

@@ -13,7 +13,9 @@ from harness.assertions import FAULT_KINDS, assert_error, chat_request, only, ru
 from harness.checks import check, not_applicable
 
 
-async def _fail(make_adapter: Any, mock: Any, scenario: Any, *, stream: bool = False, **kw: Any) -> tuple[Any, dict]:
+async def _fail(
+    make_adapter: Any, mock: Any, scenario: Any, *, stream: bool = False, **kw: Any
+) -> tuple[Any, dict]:
     adapter = make_adapter(**kw)
     mock.queue(scenario)
     request = chat_request(adapter.entry)
@@ -33,18 +35,28 @@ async def _check_fault(
 ) -> ProviderError:
     err, sent = await _fail(make_adapter, mock, fault, stream=stream)
     kinds, retryable = FAULT_KINDS[fault]
-    return assert_error(err, sent, kinds=kinds, retryable=retryable, provider_id=provider_id, secret=credentials.current)
+    return assert_error(
+        err, sent, kinds=kinds, retryable=retryable, provider_id=provider_id, secret=credentials.current
+    )
 
 
 @check("ERR-429")
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
 async def test_rate_limit(make_adapter, mock, provider_id, credentials, stream):
     err, sent = await _fail(make_adapter, mock, {"preset": "rate_limit", "retry_after": 7}, stream=stream)
-    assert_error(err, sent, kinds={ErrorKind.RATE_LIMITED}, retryable=True, provider_id=provider_id,
-                 secret=credentials.current)
+    assert_error(
+        err,
+        sent,
+        kinds={ErrorKind.RATE_LIMITED},
+        retryable=True,
+        provider_id=provider_id,
+        secret=credentials.current,
+    )
     want = sent["scenario"]["retry_after"]
     assert err.retry_after is not None, "retry_after not parsed from the provider's retry hint"
-    assert err.retry_after == pytest.approx(want, abs=0.01), f"retry_after {err.retry_after}, the mock sent {want}"
+    assert err.retry_after == pytest.approx(want, abs=0.01), (
+        f"retry_after {err.retry_after}, the mock sent {want}"
+    )
 
 
 @check("ERR-QUOTA")
@@ -89,7 +101,9 @@ async def test_filter_finish_reason_complete(make_adapter, mock):
     mock.queue("filtered_output")
     response = await adapter.complete(chat_request(adapter.entry))
     sent = only(mock.journal())
-    assert response.finish_reason == "content_filter", f"finish_reason {response.finish_reason!r}, expected content_filter"
+    assert response.finish_reason == "content_filter", (
+        f"finish_reason {response.finish_reason!r}, expected content_filter"
+    )
     assert response.text == sent["text_sent"], "the partial text before the filter was not kept"
 
 
@@ -130,7 +144,9 @@ async def test_timeout(make_adapter, mock, provider_id, stream):
     elapsed = time.monotonic() - started
     assert_error(err, sent, kinds={ErrorKind.TIMEOUT}, retryable=True, provider_id=provider_id)
     assert sent["status"] is None, "the mock sent headers; the scenario did not exercise a header timeout"
-    assert elapsed < bound.read + 1.0, f"gave up after {elapsed:.2f}s; the configured read bound is {bound.read}s"
+    assert elapsed < bound.read + 1.0, (
+        f"gave up after {elapsed:.2f}s; the configured read bound is {bound.read}s"
+    )
 
 
 @check("ERR-CONN")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.assertions import chat_request, only
+from harness.assertions import chat_request, run_stream
 from harness.checks import check, not_applicable
 from harness.schemas import request_schema_errors
 
@@ -16,8 +16,6 @@ async def test_request_well_formed(make_adapter, mock, entry):
     request = chat_request(entry, tools=entry.capabilities.tools)
     await adapter.complete(request)
     if entry.capabilities.streaming:
-        from harness.assertions import run_stream
-
         await run_stream(adapter.stream(request))
     for sent in mock.journal():
         errors = request_schema_errors(entry.wire, sent["request_body"])

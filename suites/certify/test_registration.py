@@ -50,9 +50,13 @@ async def test_declared_tools_agree(make_adapter, mock, entry):
         try:
             await adapter.complete(request)
         except ProviderError as exc:
-            assert exc.kind == ErrorKind.UNSUPPORTED, f"tools on a tool-less provider failed as {exc.kind.value}"
+            assert exc.kind == ErrorKind.UNSUPPORTED, (
+                f"tools on a tool-less provider failed as {exc.kind.value}"
+            )
         else:
-            raise AssertionError("a request with tools succeeded although the provider declares no tool calling")
+            raise AssertionError(
+                "a request with tools succeeded although the provider declares no tool calling"
+            )
 
 
 @check("REG-CRED")
@@ -69,10 +73,14 @@ async def test_credential_ref_and_rotation(make_adapter, mock, entry, credential
     if ref is None:
         assert credentials.resolved == [], "a provider without a credential_ref resolved a credential"
         return
-    assert len(credentials.resolved) == 2, f"credential resolved {len(credentials.resolved)} times for 2 calls"
+    assert len(credentials.resolved) == 2, (
+        f"credential resolved {len(credentials.resolved)} times for 2 calls"
+    )
     seen = [e.get("auth_fingerprint") for e in mock.journal()]
     want = [hashlib.sha256(k.encode()).hexdigest()[:12] for k in (first, second)]
-    assert seen == want, f"the server saw credentials {seen}; expected the original then the rotated one {want}"
+    assert seen == want, (
+        f"the server saw credentials {seen}; expected the original then the rotated one {want}"
+    )
 
 
 @check("REG-PRICE")

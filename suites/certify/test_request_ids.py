@@ -16,7 +16,9 @@ async def test_response_request_id(adapter, mock):
     sent = only(mock.journal())
     if not sent["request_id"]:
         not_applicable("the provider sends no request id")
-    assert response.request_id == sent["request_id"], f"request_id {response.request_id!r}, sent {sent['request_id']!r}"
+    assert response.request_id == sent["request_id"], (
+        f"request_id {response.request_id!r}, sent {sent['request_id']!r}"
+    )
 
 
 @check("RID-ERR")
@@ -48,4 +50,6 @@ async def test_stream_request_id(make_adapter, mock, entry, scenario):
     if scenario == "ok":
         assert run.ends and run.ends[0].request_id == sent["request_id"], "End event lost the request id"
     else:
-        assert run.error is not None and run.error.request_id == sent["request_id"], "in-band error lost the request id"
+        assert run.error is not None and run.error.request_id == sent["request_id"], (
+            "in-band error lost the request id"
+        )

@@ -17,16 +17,22 @@ async def test_backoff_bounded(gateway, mock, entry, provider_id, gateway_sleep)
         await gateway.complete(provider_id, chat_request(entry))
     assert info.value.kind == ErrorKind.SERVER_ERROR
     attempts = len(mock.journal())
-    assert attempts == policy.max_attempts, f"{attempts} attempts reached the server, the policy allows {policy.max_attempts}"
+    assert attempts == policy.max_attempts, (
+        f"{attempts} attempts reached the server, the policy allows {policy.max_attempts}"
+    )
     delays = gateway_sleep.delays
     assert len(delays) == policy.max_attempts - 1, f"{len(delays)} waits between {attempts} attempts"
     for n, delay in enumerate(delays):
         ceiling = min(policy.max_backoff, policy.initial_backoff * 2**n)
-        assert 0 <= delay <= ceiling, f"wait #{n + 1} was {delay:.3f}s, outside full-jitter bounds [0, {ceiling}]"
+        assert 0 <= delay <= ceiling, (
+            f"wait #{n + 1} was {delay:.3f}s, outside full-jitter bounds [0, {ceiling}]"
+        )
 
 
 @check("RTY-BACKOFF")
-async def test_backoff_jitter_and_recovery(make_gateway, make_adapter, mock, entry, provider_id, gateway_sleep):
+async def test_backoff_jitter_and_recovery(
+    make_gateway, make_adapter, mock, entry, provider_id, gateway_sleep
+):
     if entry.retry.max_attempts < 3:
         not_applicable("the retry policy allows fewer than 3 attempts")
     waits = []
@@ -89,7 +95,9 @@ async def test_retry_before_output(gateway, mock, entry, provider_id):
     sent = mock.journal()
     assert len(sent) == 2
     assert run.text == sent[1]["text_sent"]
-    assert len(run.starts) == 1 and len(run.ends) == 1, "a retried stream must still have one Start and one End"
+    assert len(run.starts) == 1 and len(run.ends) == 1, (
+        "a retried stream must still have one Start and one End"
+    )
 
 
 def _with_fallback(registry, entry, rollout=None):
@@ -110,8 +118,10 @@ async def test_fallback(make_gateway, make_adapter, mock, mock_client, provcert_
     mock_client.queue(other, "ok")
     mock.queue({"preset": "service_unavailable", "retry_after": 0.01, "times": 10})
     gateway = make_gateway(
-        {primary.provider_id: make_adapter(entry=primary),
-         fallback.provider_id: make_adapter(entry=fallback, headers={"x-mock-session": other})},
+        {
+            primary.provider_id: make_adapter(entry=primary),
+            fallback.provider_id: make_adapter(entry=fallback, headers={"x-mock-session": other}),
+        },
         registry=registry,
     )
     response = await gateway.complete(primary.provider_id, chat_request(entry))

@@ -25,18 +25,23 @@ def test_cassettes_clean(provider_id):
 
 
 @check("SEC-SURFACE")
-async def test_no_secret_on_any_surface(make_adapter, mock, entry, credentials, caplog, make_gateway, span_exporter):
+async def test_no_secret_on_any_surface(
+    make_adapter, mock, entry, credentials, caplog, make_gateway, span_exporter
+):
     caplog.set_level(logging.DEBUG)
     adapter = make_adapter(timeouts=Timeouts(connect=1, read=0.3, stream_idle=0.3))
     gateway = make_gateway({entry.provider_id: adapter})
     surfaces: list[str] = [repr(adapter), str(adapter)]
     request = chat_request(entry)
     for fault in ("auth_error", "rate_limit", "bad_request", "timeout", "malformed_body"):
-        mock.queue({"preset": fault, "times": 10, "retry_after": 0.01} if fault != "timeout" else "timeout")
+        spec = {"preset": fault, "times": entry.retry.max_attempts}
+        mock.queue({**spec, "retry_after": 0.01} if fault == "rate_limit" else spec)
         try:
             await gateway.complete(entry.provider_id, request)
         except ProviderError as exc:
             surfaces += [str(exc), repr(exc), json.dumps(exc.to_dict()), repr(exc.__cause__)]
+        surfaces += [json.dumps(e, default=str) for e in mock.journal()]
+        mock.client.clear(mock.id)  # drop what a non-retried fault left queued
     if entry.capabilities.streaming:
         mock.queue("error_mid_stream")
         run = await run_stream(gateway.stream(entry.provider_id, request))
@@ -45,9 +50,13 @@ async def test_no_secret_on_any_surface(make_adapter, mock, entry, credentials, 
     response = await gateway.complete(entry.provider_id, request)
     surfaces += [repr(response), response.model_dump_json()]
     surfaces.append(caplog.text)
-    surfaces += [json.dumps(dict(span.attributes or {}), default=str) for span in span_exporter.get_finished_spans()]
+    surfaces += [
+        json.dumps(dict(span.attributes or {}), default=str) for span in span_exporter.get_finished_spans()
+    ]
     surfaces += [json.dumps(e, default=str) for e in mock.journal()]
-    assert len(credentials.resolved) > 0, "the adapter never resolved its credential; the check proved nothing"
+    assert len(credentials.resolved) > 0, (
+        "the adapter never resolved its credential; the check proved nothing"
+    )
     leaks = [s[:120] for s in surfaces if credentials.current in s]
     assert not leaks, f"the credential leaked into {len(leaks)} surface(s), e.g. {leaks[0]!r}"
 

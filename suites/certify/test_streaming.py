@@ -32,7 +32,9 @@ def _assert_partial(run, sent, what: str) -> None:
     assert run.error.partial_text == sent["text_sent"], (
         f"{what}: partial_text {run.error.partial_text!r}, the mock sent {sent['text_sent']!r} before failing"
     )
-    assert run.text == sent["text_sent"], f"{what}: deltas {run.text!r} differ from the text sent {sent['text_sent']!r}"
+    assert run.text == sent["text_sent"], (
+        f"{what}: deltas {run.text!r} differ from the text sent {sent['text_sent']!r}"
+    )
 
 
 @check("STR-ORDER")
@@ -40,27 +42,39 @@ async def test_order(make_adapter, mock):
     run, sent = await _stream(make_adapter, mock, {"preset": "ok", "chunks": 9})
     assert run.error is None, f"stream failed: {run.error!r}"
     kinds = [type(e).__name__ for e in run.events]
-    assert isinstance(run.events[0], Start) and kinds.count("Start") == 1, f"expected one leading Start: {kinds}"
+    assert isinstance(run.events[0], Start) and kinds.count("Start") == 1, (
+        f"expected one leading Start: {kinds}"
+    )
     assert isinstance(run.events[-1], End) and kinds.count("End") == 1, f"expected one trailing End: {kinds}"
-    assert run.text == sent["text_sent"], f"deltas concatenate to {run.text!r}, the mock sent {sent['text_sent']!r}"
-    assert sum(isinstance(e, TextDelta) for e in run.events) >= 2, "the text arrived in fewer deltas than chunks sent"
+    assert run.text == sent["text_sent"], (
+        f"deltas concatenate to {run.text!r}, the mock sent {sent['text_sent']!r}"
+    )
+    assert sum(isinstance(e, TextDelta) for e in run.events) >= 2, (
+        "the text arrived in fewer deltas than chunks sent"
+    )
 
 
 @check("STR-EMPTY")
 async def test_empty_chunks_not_forwarded(make_adapter, mock):
-    run, sent = await _stream(make_adapter, mock, {"preset": "empty_chunks", "empty_chunks": 5, "keepalives": 3})
+    run, sent = await _stream(
+        make_adapter, mock, {"preset": "empty_chunks", "empty_chunks": 5, "keepalives": 3}
+    )
     assert run.error is None, f"stream failed: {run.error!r}"
     empties = [e for e in run.events if isinstance(e, TextDelta) and not e.text]
     assert not empties, f"{len(empties)} empty deltas were forwarded"
     assert run.text == sent["text_sent"]
-    assert sent["frames_sent"] > sent["chunks_sent"], "the mock sent no extra empty frames; the check proved nothing"
+    assert sent["frames_sent"] > sent["chunks_sent"], (
+        "the mock sent no extra empty frames; the check proved nothing"
+    )
 
 
 @check("STR-ABORT")
 async def test_abort(make_adapter, mock, provider_id):
     run, sent = await _stream(make_adapter, mock, {"preset": "abort_mid_stream", "abort_after": 3})
     assert sent["aborted"], "the mock did not abort; the scenario was not exercised"
-    assert_error(run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id)
+    assert_error(
+        run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id
+    )
     _assert_partial(run, sent, "abort")
 
 
@@ -78,13 +92,17 @@ async def test_inband_error(make_adapter, mock, provider_id, fault):
 async def test_truncated(make_adapter, mock, provider_id):
     run, sent = await _stream(make_adapter, mock, "truncated_stream")
     assert not sent["terminated"], "the mock sent its terminator; the scenario was not exercised"
-    assert_error(run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id)
+    assert_error(
+        run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id
+    )
     _assert_partial(run, sent, "truncated stream")
 
 
 @check("STR-MALFORMED")
 async def test_malformed_frame(make_adapter, mock, provider_id):
-    run, sent = await _stream(make_adapter, mock, "malformed_chunk", timeouts=Timeouts(connect=1, read=2, stream_idle=2))
+    run, sent = await _stream(
+        make_adapter, mock, "malformed_chunk", timeouts=Timeouts(connect=1, read=2, stream_idle=2)
+    )
     assert_error(run.error, sent, kinds={ErrorKind.INVALID_RESPONSE}, retryable=None, provider_id=provider_id)
     assert not run.ends, "a stream with a malformed frame was reported complete"
 
@@ -92,7 +110,9 @@ async def test_malformed_frame(make_adapter, mock, provider_id):
 @check("STR-STALL")
 async def test_stall(make_adapter, mock, provider_id):
     run, sent = await _stream(
-        make_adapter, mock, {"preset": "stall_mid_stream", "stall_after": 2},
+        make_adapter,
+        mock,
+        {"preset": "stall_mid_stream", "stall_after": 2},
         timeouts=Timeouts(connect=1, read=2, stream_idle=0.3),
     )
     assert_error(run.error, sent, kinds={ErrorKind.TIMEOUT}, retryable=None, provider_id=provider_id)
@@ -109,7 +129,9 @@ async def test_end_event(make_adapter, mock, entry):
     assert end.raw_finish_reason == sent["finish_reason_sent"], (
         f"raw finish reason {end.raw_finish_reason!r}, the mock sent {sent['finish_reason_sent']!r}"
     )
-    assert end.request_id == sent["request_id"], f"End.request_id {end.request_id!r}, sent {sent['request_id']!r}"
+    assert end.request_id == sent["request_id"], (
+        f"End.request_id {end.request_id!r}, sent {sent['request_id']!r}"
+    )
     assert end.usage.output_tokens > 0 and end.usage.input_tokens > 0, f"End usage is empty: {end.usage}"
 
 
@@ -124,9 +146,15 @@ async def test_tool_fragments(make_adapter, mock, entry):
     end = run.ends[0]
     assert end.finish_reason == "tool_calls", f"finish_reason {end.finish_reason!r}"
     got = [(c.name, c.arguments) for c in end.tool_calls]
-    want = [(c["name"], json.loads(c["arguments"]) if isinstance(c["arguments"], str) else c["arguments"])
-            for c in sent_calls]
+    want = [
+        (c["name"], json.loads(c["arguments"]) if isinstance(c["arguments"], str) else c["arguments"])
+        for c in sent_calls
+    ]
     assert got == want, f"reassembled tool calls {got}, the mock sent {want}"
-    fragments = "".join(e.arguments_fragment for e in run.events if isinstance(e, ToolCallDelta) and e.index == 0)
+    fragments = "".join(
+        e.arguments_fragment for e in run.events if isinstance(e, ToolCallDelta) and e.index == 0
+    )
     if fragments:
-        assert json.loads(fragments) == want[0][1], "ToolCallDelta fragments do not concatenate to the arguments"
+        assert json.loads(fragments) == want[0][1], (
+            "ToolCallDelta fragments do not concatenate to the arguments"
+        )

@@ -24,7 +24,7 @@ async def test_span_fields(gateway, mock, entry, provider_id, span_exporter):
     request = chat_request(entry)
     await gateway.complete(provider_id, request)
     sent = only(mock.journal())
-    span, attrs = _one_span(span_exporter)
+    _, attrs = _one_span(span_exporter)
     truth = sent["usage_truth"]
     expected = {
         "gen_ai.operation.name": "chat",

@@ -56,7 +56,9 @@ async def test_estimated_usage(make_adapter, mock, entry, mode, stream):
     for field in ("input_tokens", "output_tokens"):
         got, want = getattr(usage, field), truth[field]
         assert got > 0, f"estimated {field} is 0"
-        assert abs(got - want) <= TOLERANCE * want, f"estimated {field}={got} is not within 50% of the truth {want}"
+        assert abs(got - want) <= TOLERANCE * want, (
+            f"estimated {field}={got} is not within 50% of the truth {want}"
+        )
 
 
 @check("TOK-COST")
@@ -68,7 +70,9 @@ async def test_cost_exact(adapter, mock, entry):
     cost = cost_for(entry, model.id, response.usage)
     assert cost.priced, f"model {model.id} is unpriced"
     if model.input_per_1m is None:
-        not_applicable(f"{model.id} is priced by the price library, not the registry; exactness is checked there")
+        not_applicable(
+            f"{model.id} is priced by the price library, not the registry; exactness is checked there"
+        )
     cached = truth.get("cached_tokens") or 0
     cached_price = model.cached_input_per_1m if model.cached_input_per_1m is not None else model.input_per_1m
     million = Decimal(1_000_000)
@@ -78,12 +82,16 @@ async def test_cost_exact(adapter, mock, entry):
         + Decimal(truth["output_tokens"]) * model.output_per_1m / million
     )
     assert isinstance(cost.total_usd, Decimal), "cost is not a Decimal"
-    assert cost.total_usd == want, f"cost {cost.total_usd} USD, expected {want} from registry prices and the truth"
+    assert cost.total_usd == want, (
+        f"cost {cost.total_usd} USD, expected {want} from registry prices and the truth"
+    )
 
 
 @check("TOK-COST")
 async def test_unpriced_flagged(entry):
-    cost = cost_for(entry, "provcert-no-such-model-x9", Usage(input_tokens=10, output_tokens=5, total_tokens=15))
+    cost = cost_for(
+        entry, "provcert-no-such-model-x9", Usage(input_tokens=10, output_tokens=5, total_tokens=15)
+    )
     assert not cost.priced, "an unknown model was reported as priced"
     assert cost.price_source is None
 
@@ -107,7 +115,9 @@ async def test_usage_details(make_adapter, mock, entry, stream):
         usage = (await adapter.complete(request)).usage
     truth = only(mock.journal())["usage_truth"]
     if caps.cached_tokens:
-        assert usage.cached_tokens == truth["cached_tokens"], f"cached {usage.cached_tokens}, truth {truth['cached_tokens']}"
+        assert usage.cached_tokens == truth["cached_tokens"], (
+            f"cached {usage.cached_tokens}, truth {truth['cached_tokens']}"
+        )
     if caps.reasoning_tokens:
         assert usage.reasoning_tokens == truth["reasoning_tokens"], (
             f"reasoning {usage.reasoning_tokens}, truth {truth['reasoning_tokens']}"

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.errors import ErrorKind, ProviderError, parse_duration, parse_retry_after, register_secret, scrub
+from adapters.errors import (
+    ErrorKind,
+    ProviderError,
+    parse_duration,
+    parse_retry_after,
+    register_secret,
+    scrub,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +41,8 @@ def test_parse_retry_after_http_date() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "want"), [("1s", 1.0), ("6m0s", 360.0), ("12ms", 0.012), ("1h2m3s", 3723.0), ("13s", 13.0), ("0.5s", 0.5)]
+    ("text", "want"),
+    [("1s", 1.0), ("6m0s", 360.0), ("12ms", 0.012), ("1h2m3s", 3723.0), ("13s", 13.0), ("0.5s", 0.5)],
 )
 def test_parse_duration(text: str, want: float) -> None:
     assert parse_duration(text) == pytest.approx(want)
@@ -47,16 +55,30 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def test_scrub_known_and_shaped_secrets() -> None:
     register_secret("my-rotated-vault-secret-123")
-    text = "auth Bearer abcdefghijklmnop1234 key=sk-proj-ABCDEFGHIJKLMNOPQRSTUV and my-rotated-vault-secret-123 AIza" + "x" * 35
+    text = (
+        "auth Bearer abcdefghijklmnop1234 key=sk-proj-ABCDEFGHIJKLMNOPQRSTUV and my-rotated-vault-secret-123 AIza"
+        + "x" * 35
+    )
     out = scrub(text)
-    for secret in ("abcdefghijklmnop1234", "sk-proj-ABCDEFGHIJKLMNOPQRSTUV", "my-rotated-vault-secret-123", "x" * 35):
+    for secret in (
+        "abcdefghijklmnop1234",
+        "sk-proj-ABCDEFGHIJKLMNOPQRSTUV",
+        "my-rotated-vault-secret-123",
+        "x" * 35,
+    ):
         assert secret not in out
 
 
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=20, max_size=60))
+@given(
+    st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=20, max_size=60
+    )
+)
 def test_provider_error_never_shows_an_openai_key(body: str) -> None:
     key = "sk-" + body
-    err = ProviderError(ErrorKind.AUTH, f"Incorrect API key provided: {key}", provider_id="openai", status=401)
+    err = ProviderError(
+        ErrorKind.AUTH, f"Incorrect API key provided: {key}", provider_id="openai", status=401
+    )
     assert key not in str(err) and key not in repr(err) and key not in str(err.to_dict())
 
 

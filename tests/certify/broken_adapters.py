@@ -5,6 +5,7 @@ Each class documents the checks its defect must fail; tests/certify/test_broken_
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 from adapters.errors import ProviderError
 from adapters.openai import OpenAIAdapter
 from adapters.streaming import StreamAccumulator
-from adapters.types import ChatRequest, StreamEvent, TextDelta, Usage
+from adapters.types import ChatRequest, ChatResponse, StreamEvent, TextDelta, Usage
 
 log = logging.getLogger("broken_adapters")
 
@@ -77,7 +78,10 @@ class LogsHeaders(OpenAIAdapter):
 
 
 class RetriesEverything(OpenAIAdapter):
-    """Marks every HTTP error retryable. Must fail: ERR-QUOTA, ERR-401/403/404/400, ERR-CONTEXT, ERR-FILTER, RTY-NONRETRY."""
+    """Marks every HTTP error retryable.
+
+    Must fail: ERR-QUOTA, ERR-401/403/404/400, ERR-CONTEXT, ERR-FILTER, RTY-NONRETRY.
+    """
 
     def status_error(self, response: httpx.Response) -> ProviderError:
         err = super().status_error(response)
@@ -85,9 +89,24 @@ class RetriesEverything(OpenAIAdapter):
         return err
 
 
-class RawJsonErrors(OpenAIAdapter):
-    """Lets a JSON decoding error escape. Must fail: ERR-MALFORMED."""
+class IgnoresContentType(OpenAIAdapter):
+    """Decodes any body as JSON, whatever its content type. Must fail: ERR-MALFORMED."""
 
     @staticmethod
     def parse_json_body(response: httpx.Response) -> Any:
-        return response.json()
+        return json.loads(response.content)
+
+
+class LeaksRawExceptions(OpenAIAdapter):
+    """Calls httpx and json directly, without mapping failures. Must fail: ERR-TIMEOUT, ERR-CONN, ERR-MALFORMED."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        response = await self._client.post(
+            self.url("chat/completions"),
+            json=self.body(request, stream=False),
+            headers=await self.headers(),
+            timeout=self.timeouts.httpx(),
+        )
+        if response.status_code != 200:
+            raise self.status_error(response)
+        return self.parse_completion(response.json(), request, response.headers.get(self.request_id_header))

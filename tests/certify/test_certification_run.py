@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _certify(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "suites/certify", "--reports-dir", str(tmp), "-q", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -43,7 +46,9 @@ def test_openai_is_certified(openai_run: tuple[subprocess.CompletedProcess[str],
     assert "openai: CERTIFIED" in proc.stdout
 
 
-def test_certificate_markdown_lists_every_check(openai_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_certificate_markdown_lists_every_check(
+    openai_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
     _, reports = openai_run
     md = (reports / "openai" / "certificate.md").read_text()
     assert "**Verdict: CERTIFIED**" in md
@@ -76,7 +81,9 @@ def test_unknown_provider_is_a_usage_error(tmp_path: Path) -> None:
 def test_certify_against_a_standalone_mock_server(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "mockserver", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -95,9 +102,26 @@ def test_certify_against_a_standalone_mock_server(tmp_path: Path) -> None:
 def test_bad_mock_url_is_a_usage_error(tmp_path: Path) -> None:
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/certify", "--provider", "openai", "--mock-url",
-         "http://127.0.0.1:9", "--reports-dir", str(tmp_path), "-q", "-k", "ERR-404 or not_found"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/certify",
+            "--provider",
+            "openai",
+            "--mock-url",
+            "http://127.0.0.1:9",
+            "--reports-dir",
+            str(tmp_path),
+            "-q",
+            "-k",
+            "ERR-404 or not_found",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert proc.returncode != 0
     assert "is not a provcert mock server" in proc.stdout + proc.stderr

@@ -1,0 +1,74 @@
+"""Assembles the mock server: the admin API plus every registered provider personality.
+
+Adding a provider is one module under :mod:`mockserver.personalities` and one entry in :data:`PERSONALITIES`;
+the engine gives it every scenario for free.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from mockserver import admin
+from mockserver.engine import Engine
+from mockserver.personalities.base import Personality
+from mockserver.personalities.openai import OpenAIPersonality
+from mockserver.state import STATE_KEY, MockState
+
+#: Provider name → personality class. Order is irrelevant; prefixes must be distinct.
+PERSONALITIES: dict[str, type[Personality]] = {
+    OpenAIPersonality.name: OpenAIPersonality,
+}
+
+
+@web.middleware
+async def not_found_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes answer JSON naming the path and the mounted prefixes.
+
+    They are journaled too: an adapter calling a wrong path is a finding, not noise.
+    """
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        state = request.app[STATE_KEY]
+        entry = state.journal.open(
+            session=request.headers.get("x-mock-session", "").strip() or "default",
+            provider=None,
+            method=request.method,
+            path=request.path,
+            query=request.query.items(),
+            headers=request.headers.items(),
+        )
+        what = "no route" if isinstance(exc, web.HTTPNotFound) else f"method {request.method} not allowed"
+        prefixes = ", ".join(f"{name}: {prefix}" for name, prefix in sorted(state.providers.items()))
+        payload = {
+            "error": {
+                "message": f"mock server: {what} for {request.method} {request.path}; "
+                f"provider prefixes: {prefixes}; admin API under /_mock/",
+                "type": "mock_not_found",
+                "param": None,
+                "code": None,
+            },
+            "path": request.path,
+            "providers": state.providers,
+        }
+        response = web.json_response(payload, status=exc.status)
+        entry.headers_sent(exc.status, {"content-type": "application/json"})
+        entry.record_wire(response.body if isinstance(response.body, bytes) else b"")
+        entry.finish()
+        return response
+
+
+def create_app(seed: int = 0) -> web.Application:
+    """A fresh server with its own journal and queues; ``seed`` varies the deterministic content."""
+    app = web.Application(middlewares=[not_found_as_json])
+    state = MockState(seed=seed)
+    app[STATE_KEY] = state
+    admin.register(app)
+    for name, cls in PERSONALITIES.items():
+        personality = cls()
+        state.providers[name] = personality.prefix
+        handler = Engine(personality).handler()
+        for method, path in personality.routes():
+            app.router.add_route(method, f"{personality.prefix}{path}", handler)
+    return app

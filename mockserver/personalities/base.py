@@ -1,0 +1,210 @@
+"""The personality interface: how one provider's dialect is rendered, with no control over timing or faults.
+
+The engine (:mod:`mockserver.engine`) owns *when* and *whether* things are sent: delays, hangs, aborts,
+stalls, in-band errors, empty chunks, keep-alives, omitted terminators, journaling. A personality only answers
+questions of the form "what bytes does your provider send for X?":
+
+* request side: its routes, :meth:`Personality.authenticate`, :meth:`Personality.parse_chat` (its body dialect
+  → a neutral :class:`~mockserver.plan.ChatRequest`), id formats;
+* response side: :meth:`Personality.render_error`, :meth:`Personality.render_completion` (whole bodies), and
+  for streams one method per kind of :class:`Frame` (open, content, tool fragment, empty, keep-alive,
+  finish+usage+ terminator, in-band error, malformed).
+
+A :class:`Frame` carries its exact wire bytes plus what they mean (kind, text, tool fragment, usage, finish
+reason), so the engine can count chunks and journal the truth without parsing any provider's format. A frame's
+bytes are anything: an SSE event (``event:`` + ``data:``), an NDJSON line, or a binary AWS event-stream
+message. A personality that has no such thing as a keep-alive or an empty delta returns ``None`` for it and
+the engine skips it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from aiohttp import web
+
+from mockserver.plan import ChatRequest, Plan
+from mockserver.scenarios import Scenario
+
+FrameKind = Literal[
+    "open",  # stream preamble (OpenAI role chunk, Anthropic message_start, Bedrock messageStart)
+    "content",  # carries completion text: counts as a chunk
+    "tool",  # carries a tool-call fragment: counts as a chunk
+    "empty",  # an empty content delta (must never be forwarded by adapters)
+    "keepalive",  # comment / ping (must be ignored)
+    "finish",  # finish reason (may carry usage too, e.g. Gemini, Mistral)
+    "usage",  # a usage-only frame (OpenAI include_usage chunk, Bedrock metadata)
+    "terminator",  # the stream's end marker ([DONE], message_stop); dropped when the scenario omits it
+    "error",  # an in-band error event
+    "malformed",  # a frame that is deliberately not parseable
+]
+
+
+@dataclass(frozen=True)
+class ToolFragment:
+    """One streamed piece of a tool call: the header has id and name, later ones only argument text."""
+
+    index: int
+    arguments: str
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Exact wire bytes plus their meaning, so the engine can count and journal without parsing."""
+
+    data: bytes
+    kind: FrameKind
+    text: str = ""
+    tool: ToolFragment | None = None
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A whole HTTP response (errors, non-streamed completions) plus what it means for the journal."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass
+class StreamState:
+    """What has been sent so far (cumulative-usage providers like Gemini render it into every chunk)."""
+
+    chunks_sent: int = 0
+    text_sent: str = ""
+
+
+@dataclass
+class RequestContext:
+    """Per-request values a personality needs to render frames consistently (ids, timestamps, model)."""
+
+    request: web.Request
+    request_id: str
+    response_id: str
+    created: int = field(default_factory=lambda: int(time.time()))
+    started: float = field(default_factory=time.monotonic)
+    chat: ChatRequest | None = None
+    scenario: Scenario | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+
+class Rejected(Exception):
+    """Raised by :meth:`Personality.parse_chat` to answer with the provider's own validation error."""
+
+    def __init__(self, rendered: Rendered) -> None:
+        super().__init__(rendered.status)
+        self.rendered = rendered
+
+
+def random_token(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class Personality(ABC):
+    """One provider's dialect. Subclasses set ``name`` and ``prefix`` and implement the abstract methods."""
+
+    #: Registry key and journal ``provider`` value, e.g. ``"openai"``.
+    name: ClassVar[str]
+    #: Path prefix under which the provider's real paths are mounted, e.g. ``"/openai"``.
+    prefix: ClassVar[str]
+
+    @abstractmethod
+    def routes(self) -> list[tuple[str, str]]:
+        """(method, path below the prefix) pairs answered by the engine, e.g. ``("POST",
+        "/v1/chat/completions")``."""
+
+    # --- ids
+    # -----------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def new_request_id(self) -> str:
+        """A request id in the provider's format (sent in its request-id header)."""
+
+    @abstractmethod
+    def new_response_id(self) -> str:
+        """The id of the completion/message object in the body."""
+
+    @abstractmethod
+    def new_tool_call_id(self) -> str:
+        """A tool-call id in the provider's format."""
+
+    # --- request side
+    # --------------------------------------------------------------------------------------------
+    @abstractmethod
+    def authenticate(self, ctx: RequestContext) -> Rendered | None:
+        """The provider's auth error if the request's credentials are missing or malformed, else None."""
+
+    @abstractmethod
+    def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
+        """Validate the body like the provider does; raise :class:`Rejected` with its 4xx if invalid."""
+
+    # --- whole responses
+    # -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def base_headers(self, ctx: RequestContext, status: int, scenario: Scenario | None) -> dict[str, str]:
+        """Headers on every response: request id, rate-limit headers, processing time, server."""
+
+    @abstractmethod
+    def render_error(self, kind: str, status: int, scenario: Scenario, ctx: RequestContext) -> Rendered:
+        """The provider's error response for a fault kind (body, status, retry hints)."""
+
+    @abstractmethod
+    def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
+        """A complete non-streamed answer."""
+
+    # --- streams
+    # -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def stream_headers(self, ctx: RequestContext) -> dict[str, str]:
+        """Extra headers of a streamed response (content type at least)."""
+
+    @abstractmethod
+    def stream_open(self, ctx: RequestContext, plan: Plan) -> list[Frame]:
+        """Frames before the first content chunk."""
+
+    @abstractmethod
+    def stream_content(self, ctx: RequestContext, plan: Plan, piece: str, state: StreamState) -> Frame:
+        """A frame carrying one piece of text."""
+
+    @abstractmethod
+    def stream_tool(
+        self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
+    ) -> Frame:
+        """A frame carrying one tool-call fragment."""
+
+    @abstractmethod
+    def stream_empty(self, ctx: RequestContext, plan: Plan) -> Frame | None:
+        """An empty content delta, or None if the provider never sends one."""
+
+    @abstractmethod
+    def stream_keepalive(self, ctx: RequestContext) -> Frame | None:
+        """A keep-alive comment or ping, or None if the provider has none."""
+
+    @abstractmethod
+    def stream_finish(self, ctx: RequestContext, plan: Plan, state: StreamState) -> list[Frame]:
+        """Finish reason, usage (per the scenario's usage mode), terminator frames (kind ``terminator``)."""
+
+    @abstractmethod
+    def stream_error(self, ctx: RequestContext, plan: Plan, kind: str, state: StreamState) -> list[Frame]:
+        """The provider's in-band error event(s) for a fault kind; the engine ends the stream after them."""
+
+    @abstractmethod
+    def stream_malformed(self, ctx: RequestContext, plan: Plan) -> Frame:
+        """A frame a client cannot parse; the engine ends the stream after it."""

@@ -1,0 +1,168 @@
+"""An in-process mock server for tests: the aiohttp app on its own event loop in a background thread.
+
+A thread (rather than a fixture on the test's loop) lets the same server serve sync clients
+(``openai.OpenAI``, ``httpx.Client``) and async ones alike, and keeps a hanging scenario from blocking the
+test that provoked it.
+
+    with MockServer() as srv:
+        sid = srv.new_session()
+        srv.queue(sid, {"preset": "rate_limit", "retry_after": 0.01, "times": 2}, "ok")
+        client = OpenAI(base_url=srv.openai_base_url, api_key="sk-test", default_headers={"x-mock-session":
+        sid}) ...
+        entries = srv.journal(sid)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from types import TracebackType
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from mockserver.app import create_app
+from mockserver.scenarios import Scenario
+
+ScenarioSpec = str | dict[str, Any] | Scenario
+
+
+def bound_port(runner: web.BaseRunner) -> int:
+    """The port the runner's first site actually bound (what port 0 turned into)."""
+    port: int = runner.addresses[0][1]
+    return port
+
+
+def _spec(scenario: ScenarioSpec) -> str | dict[str, Any]:
+    if isinstance(scenario, Scenario):
+        return scenario.model_dump(mode="json", exclude_defaults=True) | {"name": scenario.name}
+    return scenario
+
+
+class MockServer:
+    """Runs :func:`mockserver.app.create_app` on ``host``:``port`` (0 = ephemeral) until :meth:`stop`."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, seed: int = 0, shutdown_timeout: float = 0.1
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.shutdown_timeout = shutdown_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._admin: httpx.Client | None = None
+
+    # --- lifecycle
+    # -----------------------------------------------------------------------------------------------
+    def start(self) -> MockServer:
+        self._thread = threading.Thread(target=self._run, name="mockserver", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("mock server did not start within 10 s")
+        if self._error is not None:
+            raise RuntimeError(f"mock server failed to start: {self._error}") from self._error
+        self._admin = httpx.Client(base_url=self.url, timeout=30)
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # surfaced to start()
+            self._error = exc
+            self._ready.set()
+            return
+        loop.run_forever()
+        loop.run_until_complete(self._shutdown())
+        loop.close()
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(
+            create_app(self.seed),
+            access_log=None,
+            shutdown_timeout=self.shutdown_timeout,
+            handle_signals=False,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = bound_port(self._runner)
+        self._ready.set()
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- addresses
+    # -----------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:43123``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """What to pass as ``base_url`` to ``openai.OpenAI``."""
+        return f"{self.url}/openai/v1"
+
+    # --- admin helpers (sync, over HTTP)
+    # -------------------------------------------------------------------------
+    @staticmethod
+    def new_session() -> str:
+        """A unique session id, so parallel tests never share queues or journal entries."""
+        return f"s-{uuid.uuid4().hex[:16]}"
+
+    def _client(self) -> httpx.Client:
+        if self._admin is None:
+            raise RuntimeError("mock server is not running")
+        return self._admin
+
+    def queue(self, session: str, *scenarios: ScenarioSpec) -> list[dict[str, Any]]:
+        """Queue scenarios (preset names, spec dicts or Scenario objects) for a session; returns the queue."""
+        specs = [_spec(s) for s in scenarios]
+        response = self._client().post(f"/_mock/sessions/{session}/scenarios", json=specs)
+        if response.status_code != 200:
+            raise ValueError(response.json()["error"]["message"])
+        queue: list[dict[str, Any]] = response.json()["queue"]
+        return queue
+
+    def journal(self, session: str | None = None, wait: float = 2.0) -> list[dict[str, Any]]:
+        """Journal entries, oldest first, once in-flight requests completed (waiting up to ``wait`` s)."""
+        params: dict[str, Any] = {"wait": wait}
+        if session is not None:
+            params["session"] = session
+        response = self._client().get("/_mock/journal", params=params)
+        response.raise_for_status()
+        entries: list[dict[str, Any]] = response.json()["entries"]
+        return entries
+
+    def clear(self, session: str | None = None) -> None:
+        """Forget a session's queue and journal entries (or the whole journal when no session is given)."""
+        if session is None:
+            self._client().delete("/_mock/journal").raise_for_status()
+        else:
+            self._client().delete(f"/_mock/sessions/{session}").raise_for_status()
