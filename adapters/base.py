@@ -110,10 +110,16 @@ class Adapter(abc.ABC):
     # ----- helpers for subclasses -----
     async def credential(self) -> str | None:
         """Resolve the credential now, so that a rotated secret is used by the very next call."""
+        from adapters.credentials import CredentialError
+
         ref = self.entry.credential_ref
         if ref is None:
             return None
-        return await self._credentials.resolve(ref)
+        try:
+            return await self._credentials.resolve(ref)
+        except CredentialError as exc:
+            exc.provider_id = exc.provider_id or self.provider_id
+            raise
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"

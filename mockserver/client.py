@@ -14,11 +14,15 @@ from typing import Any
 
 import httpx
 
+from mockserver.scenarios import Scenario
+
+ScenarioSpec = str | dict[str, Any] | Scenario
+
 _counter = itertools.count(1)
 
 
-class MockAdminError(RuntimeError):
-    """The admin API refused a request; the message carries the server's explanation."""
+class MockAdminError(ValueError):
+    """The admin API refused a request; the message is the server's explanation."""
 
 
 @dataclass
@@ -36,26 +40,52 @@ class MockClient:
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         response = self._http.request(method, path, **kw)
         if response.status_code >= 400:
-            raise MockAdminError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = f"{method} {path} -> {response.status_code}: {response.text[:500]}"
+            raise MockAdminError(message)
         return response.json() if response.content else None
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/_mock/health")
         return result
 
-    def new_session(self, prefix: str = "s") -> str:
+    @staticmethod
+    def new_session(prefix: str = "s") -> str:
+        """A unique session id, so parallel tests (and xdist workers) never share queues or journal entries."""
         return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
 
-    def queue(self, session: str, *scenarios: str | dict[str, Any]) -> None:
-        self._call("POST", f"/_mock/sessions/{session}/scenarios", json={"scenarios": list(scenarios)})
+    def queue(self, session: str, *scenarios: ScenarioSpec) -> list[dict[str, Any]]:
+        """Queue scenarios (preset names, spec dicts or Scenario objects); returns the session's queue."""
+        result = self._call(
+            "POST", f"/_mock/sessions/{session}/scenarios", json={"scenarios": [_spec(s) for s in scenarios]}
+        )
+        queue: list[dict[str, Any]] = result["queue"]
+        return queue
 
-    def journal(self, session: str) -> list[dict[str, Any]]:
-        result = self._call("GET", "/_mock/journal", params={"session": session})
-        entries: list[dict[str, Any]] = result["entries"]
+    def journal(self, session: str | None = None, *, wait: float | None = None) -> list[dict[str, Any]]:
+        """Entries oldest first, once in-flight requests completed (the server waits up to ``wait`` s)."""
+        params: dict[str, Any] = {}
+        if session is not None:
+            params["session"] = session
+        if wait is not None:
+            params["wait"] = wait
+        entries: list[dict[str, Any]] = self._call("GET", "/_mock/journal", params=params)["entries"]
         return entries
 
-    def clear(self, session: str) -> None:
-        self._call("DELETE", f"/_mock/sessions/{session}")
+    def clear(self, session: str | None = None) -> None:
+        """Forget a session's queue and journal entries (or the whole journal when no session is given)."""
+        if session is None:
+            self._call("DELETE", "/_mock/journal")
+        else:
+            self._call("DELETE", f"/_mock/sessions/{session}")
+
+
+def _spec(scenario: ScenarioSpec) -> str | dict[str, Any]:
+    if isinstance(scenario, Scenario):
+        return scenario.model_dump(mode="json", exclude_defaults=True) | {"name": scenario.name}
+    return scenario
 
 
 @dataclass

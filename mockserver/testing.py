@@ -16,29 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from types import TracebackType
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from mockserver.app import create_app
-from mockserver.scenarios import Scenario
-
-ScenarioSpec = str | dict[str, Any] | Scenario
+from mockserver.client import MockClient, ScenarioSpec
 
 
 def bound_port(runner: web.BaseRunner) -> int:
     """The port the runner's first site actually bound (what port 0 turned into)."""
     port: int = runner.addresses[0][1]
     return port
-
-
-def _spec(scenario: ScenarioSpec) -> str | dict[str, Any]:
-    if isinstance(scenario, Scenario):
-        return scenario.model_dump(mode="json", exclude_defaults=True) | {"name": scenario.name}
-    return scenario
 
 
 class MockServer:
@@ -56,7 +46,7 @@ class MockServer:
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._admin: httpx.Client | None = None
+        self._admin: MockClient | None = None
 
     # --- lifecycle
     # -----------------------------------------------------------------------------------------------
@@ -67,7 +57,7 @@ class MockServer:
             raise RuntimeError("mock server did not start within 10 s")
         if self._error is not None:
             raise RuntimeError(f"mock server failed to start: {self._error}") from self._error
-        self._admin = httpx.Client(base_url=self.url, timeout=30)
+        self._admin = MockClient(self.url)
         return self
 
     def _run(self) -> None:
@@ -129,40 +119,23 @@ class MockServer:
         """What to pass as ``base_url`` to ``openai.OpenAI``."""
         return f"{self.url}/openai/v1"
 
-    # --- admin helpers (sync, over HTTP)
+    # --- admin helpers (sync, over HTTP, through the same client the harness uses)
     # -------------------------------------------------------------------------
-    @staticmethod
-    def new_session() -> str:
-        """A unique session id, so parallel tests never share queues or journal entries."""
-        return f"s-{uuid.uuid4().hex[:16]}"
-
-    def _client(self) -> httpx.Client:
+    @property
+    def client(self) -> MockClient:
         if self._admin is None:
             raise RuntimeError("mock server is not running")
         return self._admin
 
+    new_session = staticmethod(MockClient.new_session)
+
     def queue(self, session: str, *scenarios: ScenarioSpec) -> list[dict[str, Any]]:
-        """Queue scenarios (preset names, spec dicts or Scenario objects) for a session; returns the queue."""
-        specs = [_spec(s) for s in scenarios]
-        response = self._client().post(f"/_mock/sessions/{session}/scenarios", json=specs)
-        if response.status_code != 200:
-            raise ValueError(response.json()["error"]["message"])
-        queue: list[dict[str, Any]] = response.json()["queue"]
-        return queue
+        """Queue scenarios for a session; raises MockAdminError (a ValueError) with the server's message."""
+        return self.client.queue(session, *scenarios)
 
     def journal(self, session: str | None = None, wait: float = 2.0) -> list[dict[str, Any]]:
         """Journal entries, oldest first, once in-flight requests completed (waiting up to ``wait`` s)."""
-        params: dict[str, Any] = {"wait": wait}
-        if session is not None:
-            params["session"] = session
-        response = self._client().get("/_mock/journal", params=params)
-        response.raise_for_status()
-        entries: list[dict[str, Any]] = response.json()["entries"]
-        return entries
+        return self.client.journal(session, wait=wait)
 
     def clear(self, session: str | None = None) -> None:
-        """Forget a session's queue and journal entries (or the whole journal when no session is given)."""
-        if session is None:
-            self._client().delete("/_mock/journal").raise_for_status()
-        else:
-            self._client().delete(f"/_mock/sessions/{session}").raise_for_status()
+        self.client.clear(session)

@@ -101,3 +101,22 @@ async def test_default_resolver_is_shared_and_pluggable() -> None:
     finally:
         default_resolver().unregister_scheme("provcert-test")
     assert "provcert-test" not in default_resolver().schemes
+
+
+async def test_adapter_names_itself_in_credential_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.credentials import CredentialError
+    from adapters.openai import OpenAIAdapter
+    from adapters.registry import load_registry
+    from adapters.types import ChatRequest, Message
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    adapter = OpenAIAdapter(load_registry().get("openai"), base_url="http://127.0.0.1:9/v1")
+    try:
+        with pytest.raises(CredentialError) as info:
+            await adapter.complete(
+                ChatRequest(model="gpt-4o-mini", messages=(Message(role="user", content="hi"),))
+            )
+    finally:
+        await adapter.aclose()
+    assert info.value.provider_id == "openai"
+    assert "OPENAI_API_KEY" in str(info.value)
