@@ -1,7 +1,7 @@
 """Assembles the mock server: the admin API plus every registered provider personality.
 
-Adding a provider is one module under :mod:`mockserver.personalities` and one entry in :data:`PERSONALITIES`;
-the engine gives it every scenario for free.
+Adding a provider is one module under :mod:`mockserver.personalities` (or an installed package advertising one
+under the ``provcert.personalities`` entry point); the engine gives it every scenario for free.
 """
 
 from __future__ import annotations
@@ -11,14 +11,8 @@ from aiohttp.typedefs import Handler
 
 from mockserver import admin
 from mockserver.engine import Engine
-from mockserver.personalities.base import Personality
-from mockserver.personalities.openai import OpenAIPersonality
+from mockserver.personalities import discover
 from mockserver.state import STATE_KEY, MockState
-
-#: Provider name → personality class. Order is irrelevant; prefixes must be distinct.
-PERSONALITIES: dict[str, type[Personality]] = {
-    OpenAIPersonality.name: OpenAIPersonality,
-}
 
 
 @web.middleware
@@ -65,7 +59,7 @@ def create_app(seed: int = 0) -> web.Application:
     state = MockState(seed=seed)
     app[STATE_KEY] = state
     admin.register(app)
-    for name, cls in PERSONALITIES.items():
+    for name, cls in sorted(discover().items()):
         personality = cls()
         state.providers[name] = personality.prefix
         handler = Engine(personality).handler()
