@@ -73,7 +73,7 @@ def _body(side: dict[str, Any], headers: dict[str, str]) -> bytes:
 def load(path: Path) -> list[Interaction]:
     """All interactions of one cassette file, bodies decompressed and JSON re-serialized where stored parsed."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)  # noqa: S506 - safe loader
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise CassetteFormatError(f"{path}: cannot read cassette: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
