@@ -218,6 +218,8 @@ class ProviderEntry(_Frozen):
     rollout: Rollout
     fallback: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
+    #: adapter-specific, non-secret settings (e.g. Azure's api_version, Bedrock's region)
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
