@@ -127,13 +127,10 @@ def mock_client(pytestconfig: pytest.Config) -> Iterator[MockClient]:
 
 
 @pytest.fixture
-def mock(mock_client: MockClient, request: pytest.FixtureRequest) -> Iterator[MockSession]:
+def mock(mock_client: MockClient) -> Iterator[MockSession]:
     """A fresh, isolated mock session for one test; its journal is attached to the report when the test fails."""
     session = MockSession(mock_client, mock_client.new_session())
     yield session
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        _attach_journal(session)
     mock_client.clear(session.id)
 
 
@@ -325,6 +322,10 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
+    session = getattr(item, "funcargs", {}).get("mock")
+    if report.when == "call" and report.failed and isinstance(session, MockSession):
+        # attached now, while the test (not a fixture teardown) is allure's current step
+        _attach_journal(session)
     marker = item.get_closest_marker("dod")
     callspec = getattr(item, "callspec", None)
     provider = callspec.params.get("provider_id") if callspec else None

@@ -121,10 +121,36 @@ def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     assert proc.returncode == 1, (
         f"expected test failures (exit 1), got {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
-    return {
+    certificates = {
         cls: json.loads((tmp / "reports" / _kebab(cls) / "certificate.json").read_text())
         for cls in EXPECTED_FAILURES
     }
+    certificates["_reports"] = {"path": str(tmp / "reports")}
+    return certificates
+
+
+def test_failed_checks_carry_the_journal_and_wire_bytes(certified: dict[str, dict]) -> None:
+    results = Path(certified["_reports"]["path"]) / _kebab("IgnoresRetryAfter") / "allure-results"
+    failed = []
+    for path in results.glob("*-result.json"):
+        data = json.loads(path.read_text())
+        if data["status"] == "failed":
+            failed.append(data)
+    assert failed, "no failed result in the Allure output"
+    for data in failed:
+        names = [a["name"] for a in data.get("attachments", [])]
+        assert "mock journal" in names, f"{data['name']}: attachments {names}"
+        assert any(n.startswith("wire bytes") for n in names), f"{data['name']}: attachments {names}"
+        for attachment in data["attachments"]:
+            assert (results / attachment["source"]).is_file(), (
+                f"attachment file missing: {attachment['source']}"
+            )
+        journal = json.loads(
+            (
+                results / next(a["source"] for a in data["attachments"] if a["name"] == "mock journal")
+            ).read_text()
+        )
+        assert journal and all("usage_truth" in e for e in journal)
 
 
 @pytest.mark.parametrize("cls", list(EXPECTED_FAILURES))
