@@ -46,7 +46,7 @@ STATUS_KINDS: dict[int, ErrorKind] = {
     404: ErrorKind.NOT_FOUND,
     408: ErrorKind.TIMEOUT,
     409: ErrorKind.SERVER_ERROR,
-    413: ErrorKind.CONTEXT_LENGTH,
+    413: ErrorKind.BAD_REQUEST,
     422: ErrorKind.BAD_REQUEST,
     429: ErrorKind.RATE_LIMITED,
     529: ErrorKind.OVERLOADED,
