@@ -37,7 +37,9 @@ def discover() -> dict[str, type[Personality]]:
 
     def add(cls: type[Personality], source: str) -> None:
         if cls.name in found and found[cls.name] is not cls:
-            raise PersonalityError(f"personality name {cls.name!r} is claimed by {sources[cls.name]} and {source}")
+            raise PersonalityError(
+                f"personality name {cls.name!r} is claimed by {sources[cls.name]} and {source}"
+            )
         clash = [n for n, c in found.items() if c.prefix == cls.prefix and n != cls.name]
         if clash:
             raise PersonalityError(f"prefix {cls.prefix!r} of {source} is already mounted by {clash[0]!r}")
