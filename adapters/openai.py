@@ -32,6 +32,7 @@ from adapters.usage import estimate_usage
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
+    "eos": "stop",  # older Together models
     "length": "length",
     "model_length": "length",
     "tool_calls": "tool_calls",
@@ -67,6 +68,11 @@ class OpenAIAdapter(Adapter):
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     #: ask for the trailing usage chunk; some compatible APIs reject ``stream_options``
     stream_usage_option: ClassVar[bool] = True
+
+    def request_id_of(self, headers: httpx.Headers) -> str | None:
+        """The provider's request id from response headers; a hook for providers that name it differently."""
+        value: str | None = headers.get(self.request_id_header)
+        return value
 
     # ----- request -----
     async def headers(self) -> dict[str, str]:
@@ -122,7 +128,7 @@ class OpenAIAdapter(Adapter):
         response = await self.post_json(
             "chat/completions", self.body(request, stream=False), await self.headers()
         )
-        request_id = response.headers.get(self.request_id_header)
+        request_id = self.request_id_of(response.headers)
         if response.status_code != 200:
             raise self.status_error(response)
         try:
@@ -192,7 +198,7 @@ class OpenAIAdapter(Adapter):
 
     # ----- errors -----
     def status_error(self, response: httpx.Response) -> ProviderError:
-        request_id = response.headers.get(self.request_id_header)
+        request_id = self.request_id_of(response.headers)
         try:
             data = json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -278,7 +284,7 @@ class OpenAIAdapter(Adapter):
         headers = await self.headers()
         headers["accept"] = "text/event-stream"
         async with self.post_stream("chat/completions", self.body(request, stream=True), headers) as response:
-            acc.request_id = response.headers.get(self.request_id_header)
+            acc.request_id = self.request_id_of(response.headers)
             if response.status_code != 200:
                 try:
                     await response.aread()

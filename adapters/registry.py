@@ -5,6 +5,11 @@ reports *every* problem at once, each with its path (``providers[2].timeouts.rea
 instead of stopping at the first. The JSON Schema is the published contract (editors and CI can use it); the
 pydantic models give the runtime typed access; the cross-entry checks (unique ids, fallback references, plain
 http only for localhost) cover what neither can express.
+
+Providers that live outside this repository register themselves through the ``provcert.registries`` entry-point
+group: each entry point names a module attribute holding the path of a providers YAML file (``str`` or
+``os.PathLike``), or a callable returning one. :func:`load_registry` with no path merges every such file after the
+packaged one; a broken entry point, or one that redefines an already registered id, is an error naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("providers.yaml")
 SCHEMA_PATH = Path(__file__).with_name("providers.schema.json")
+#: Entry-point group through which installed packages contribute providers YAML files.
+REGISTRY_ENTRY_POINT_GROUP = "provcert.registries"
 
 #: ``adapter`` aliases, so that an OpenAI-compatible provider needs only a registry entry.
 ADAPTER_ALIASES: dict[str, str] = {"openai-compatible": "adapters.openai:OpenAICompatibleAdapter"}
@@ -329,12 +337,30 @@ def _validator() -> jsonschema.Draft202012Validator:
 def load_registry(
     path: str | os.PathLike[str] | None = None, *, external_ids: Iterable[str] | None = None
 ) -> Registry:
-    """Load and validate a registry file (default: the packaged ``providers.yaml``).
+    """Load and validate a registry file (default: the packaged ``providers.yaml`` plus plugin registries).
 
     Fallbacks may name providers of the file or ``external_ids``, which default, for any file other than the
     packaged one, to the packaged registry's ids (so an overlay can fall back to ``openai``). Raises
-    :class:`RegistryError` listing every problem with its path, and naming the file.
+    :class:`RegistryError` listing every problem with its path, and naming the file. With no ``path``, the files
+    advertised under the ``provcert.registries`` entry-point group are merged after the packaged one
+    (:func:`plugin_registries`).
     """
+    if path is None and external_ids is None:
+        packaged = load_registry(DEFAULT_REGISTRY_PATH, external_ids=())
+        for plugin in plugin_registries(packaged.ids()):
+            clash = sorted(set(plugin.ids()) & set(packaged.ids()))
+            if clash:
+                raise RegistryError(
+                    plugin.source,
+                    [
+                        (
+                            "",
+                            f"redefines provider {', '.join(map(repr, clash))} already registered by {packaged.source}",
+                        )
+                    ],
+                )
+            packaged = packaged.merge(plugin)
+        return packaged
     file = Path(path) if path is not None else DEFAULT_REGISTRY_PATH
     if external_ids is None:
         external_ids = () if _same_file(file, DEFAULT_REGISTRY_PATH) else _packaged_ids()
@@ -348,6 +374,70 @@ def load_registry(
     except yaml.YAMLError as exc:
         raise RegistryError(source, [("", f"not valid YAML{_yaml_where(exc)}")]) from None
     return registry_from_data(data, source=source, external_ids=external_ids)
+
+
+def plugin_registries(known_ids: Iterable[str] = ()) -> list[Registry]:
+    """One validated registry per ``provcert.registries`` entry point, in entry-point name order.
+
+    ``known_ids`` (the packaged providers) may be named as fallbacks. Every failure (import error, missing
+    attribute, a value that is not a path, an unreadable or invalid file) raises :class:`RegistryError` whose
+    source names the entry point, so a broken plugin says which one it is.
+    """
+    out = []
+    for ep in sorted(entry_points(group=REGISTRY_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        file = _entry_point_path(ep)
+        try:
+            registry = load_registry(file, external_ids=known_ids)
+        except RegistryError as exc:
+            raise RegistryError(f"{_ep_label(ep)} ({exc.source})", exc.problems) from None
+        out.append(Registry(registry.entries, source=f"{_ep_label(ep)} ({file})", external_ids=known_ids))
+    return out
+
+
+def _ep_label(ep: EntryPoint) -> str:
+    return f"entry point {ep.group}:{ep.name} = {ep.value}"
+
+
+def entry_point_path(ep: EntryPoint, *, directory: bool = False) -> Path:
+    """The file (or directory) an entry point advertises: a module attribute holding a path, or a callable
+    returning one.
+
+    Raises :class:`RegistryError` naming the entry point when it cannot be loaded or does not give an existing
+    file (directory). Shared with the harness (schema directories contributed through ``provcert.schemas``).
+    """
+    return _entry_point_path(ep, directory=directory)
+
+
+def _entry_point_path(ep: EntryPoint, *, directory: bool = False) -> Path:
+    label = _ep_label(ep)
+    try:
+        value: Any = ep.load()
+    except Exception as exc:
+        raise RegistryError(label, [("", scrub(f"failed to load: {type(exc).__name__}: {exc}"))]) from exc
+    if callable(value):
+        try:
+            value = value()
+        except Exception as exc:
+            raise RegistryError(
+                label, [("", scrub(f"calling it failed: {type(exc).__name__}: {exc}"))]
+            ) from exc
+    if not isinstance(value, (str, os.PathLike)):
+        raise RegistryError(
+            label,
+            [
+                (
+                    "",
+                    "must give a file path (str or os.PathLike), or a callable returning one, "
+                    f"not {type(value).__name__}",
+                )
+            ],
+        )
+    file = Path(value)
+    if not (file.is_dir() if directory else file.is_file()):
+        raise RegistryError(
+            label, [("", f"names {file}, which is not a {'directory' if directory else 'file'}")]
+        )
+    return file
 
 
 def _same_file(a: Path, b: Path) -> bool:

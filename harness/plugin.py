@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
@@ -22,14 +23,22 @@ import pytest_asyncio
 from adapters.base import Adapter, Timeouts
 from adapters.errors import register_secret
 from adapters.registry import ProviderEntry, Registry, RegistryError, load_adapter_class, load_registry
+from harness.allure_report import AllureUnavailable, find_allure_cli
 from harness.checks import CHECKS
-from harness.reporting import ResultCollector, distribute_allure_results, write_certificates
+from harness.reporting import ResultCollector
 from mockserver.client import MockClient, MockSession
+
+#: golden cassettes and live recording: options, fixtures, the spend summary
+pytest_plugins = ["harness.golden_plugin"]
 
 COLLECTOR_KEY = pytest.StashKey[ResultCollector]()
 REGISTRY_KEY = pytest.StashKey[Registry]()
 PROVIDERS_KEY = pytest.StashKey[list[str]]()
 STAGING_KEY = pytest.StashKey[Path | None]()
+ALLURE_CLI_KEY = pytest.StashKey[list[str] | None]()
+OUTPUTS_KEY = pytest.StashKey[dict[str, Any]]()
+#: user_properties key that carries (provider, check id) on a report, so results reach the controller under xdist
+DOD_PROPERTY = "provcert_dod"
 
 
 # ---------------------------------------------------------------- options and configuration
@@ -52,6 +61,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--reports-dir", default="reports", help="where certificates and Allure results are written"
     )
+    group.addoption(
+        "--allure-html",
+        action="store_true",
+        default=False,
+        help="also render each provider's Allure results as one self-contained HTML file "
+        "(<reports-dir>/<provider>/allure-report/index.html) with the Allure CLI pinned in tools/allure",
+    )
+    group.addoption(
+        "--allure-cli",
+        default=None,
+        help="the Allure 2 command line to use for --allure-html (default: tools/allure, then PROVCERT_ALLURE_CLI, "
+        "then allure 2.x on PATH)",
+    )
 
 
 def _is_certification_run(config: pytest.Config) -> bool:
@@ -73,11 +95,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PROVIDERS_KEY] = _selected_providers(config.getoption("provider"), registry)
     config.stash[COLLECTOR_KEY] = ResultCollector()
     config.stash[STAGING_KEY] = None
-    if _is_certification_run(config) and not getattr(config.option, "allure_report_dir", None):
+    config.stash[ALLURE_CLI_KEY] = None
+    config.stash[OUTPUTS_KEY] = {}
+    config.pluginmanager.register(CertificationRun(config), "provcert-certification-run")
+    certifying = _is_certification_run(config)
+    if config.getoption("allure_html") and certifying and not _is_xdist_worker(config):
+        if getattr(config.option, "allure_report_dir", None):
+            raise pytest.UsageError(
+                "--allure-html renders provcert's own per-provider results: drop --alluredir"
+            )
+        try:
+            config.stash[ALLURE_CLI_KEY] = find_allure_cli(
+                [config.rootpath, Path(__file__).resolve().parents[1]], config.getoption("allure_cli")
+            )
+        except AllureUnavailable as exc:
+            raise pytest.UsageError(f"--allure-html: {exc}") from None
+    if certifying and not getattr(config.option, "allure_report_dir", None):
         staging = Path(config.getoption("reports_dir")) / ".allure-staging"
         config.option.allure_report_dir = str(staging)
-        config.option.clean_alluredir = True
+        # under xdist the controller cleans the staging directory once; a worker cleaning it would race the others
+        config.option.clean_alluredir = not _is_xdist_worker(config)
         config.stash[STAGING_KEY] = staging
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def _selected_providers(raw: str | None, registry: Registry) -> list[str]:
@@ -327,43 +369,155 @@ def pytest_runtest_makereport(
         # attached now, while the test (not a fixture teardown) is allure's current step
         _attach_journal(session)
     marker = item.get_closest_marker("dod")
-    callspec = getattr(item, "callspec", None)
-    provider = callspec.params.get("provider_id") if callspec else None
+    provider = _provider_of(item)
     if marker and provider:
-        item.config.stash[COLLECTOR_KEY].record(provider, marker.args[0], item.nodeid, report)
+        # recorded from pytest_runtest_logreport, which also runs on the xdist controller
+        report.user_properties.append((DOD_PROPERTY, (provider, marker.args[0])))
     return report
 
 
+def _provider_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    provider = callspec.params.get("provider_id") if callspec else None
+    return provider if isinstance(provider, str) else None
+
+
+def _counts(collector: ResultCollector, provider: str) -> dict[str, int]:
+    verdicts = collector.verdicts(provider, CHECKS)
+    return {
+        s: sum(1 for v in verdicts.values() if v.status == s)
+        for s in ("pass", "fail", "not applicable", "not run")
+    }
+
+
+def _verdict(counts: dict[str, int]) -> str:
+    if counts["fail"]:
+        return "NOT CERTIFIED"
+    return f"INCOMPLETE ({counts['not run']} checks not run)" if counts["not run"] else "CERTIFIED"
+
+
+class CertificationRun:
+    """Per-run hooks that need the config: recording verdicts, and a progress line as each provider completes.
+
+    Verdicts are recorded from ``pytest_runtest_logreport``, which also runs on the xdist controller (the report
+    carries its provider and check id in ``user_properties``). Progress counts each provider's collected checks
+    down and prints one line when the last of them finishes: between pytest's own lines, after its progress
+    percentage, never inside them; the last provider's line is the summary's. (Under xdist the controller
+    collects nothing, so it prints no progress; the summary still comes.)
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collector = config.stash[COLLECTOR_KEY]
+        self.pending: dict[str, set[str]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == DOD_PROPERTY and isinstance(value, tuple | list) and len(value) == 2:
+                provider, check_id = (str(v) for v in value)
+                self.collector.record(provider, check_id, report.nodeid, report)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.pending = {}
+        for item in session.items:
+            provider = _provider_of(item)
+            if provider and item.get_closest_marker("dod"):
+                self.pending.setdefault(provider, set()).add(item.nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        for provider, nodeids in self.pending.items():
+            if nodeid in nodeids:
+                nodeids.discard(nodeid)
+                if not nodeids:
+                    self._provider_done(provider)
+                return
+
+    def _provider_done(self, provider: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        done = sum(1 for ids in self.pending.values() if not ids)
+        if reporter is None or done == len(self.pending):
+            return  # after the last provider, the per-provider summary follows at once
+        if self.config.option.verbose <= 0:
+            # close pytest's line of dots as pytest would ("... [ 50%]"), then let it start afresh after ours
+            fill = getattr(reporter, "_write_progress_information_filling_space", None)
+            if (
+                reporter.currentfspath is not None
+                and getattr(reporter, "_show_progress_info", False)
+                and callable(fill)
+            ):
+                fill()
+            reporter.currentfspath = None
+            if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                reporter.line("")
+        c = _counts(self.collector, provider)
+        reporter.ensure_newline()
+        reporter.write_line(
+            f"provcert: {provider} checked ({done}/{len(self.pending)} providers): {c['pass']} passed, "
+            f"{c['fail']} failed, {c['not applicable']} not applicable",
+            bold=True,
+            red=bool(c["fail"]),
+            green=not c["fail"],
+        )
+
+
+# ---------------------------------------------------------------- the end of the run: reports on disk, exit code
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     collector = config.stash[COLLECTOR_KEY]
-    if not collector.providers():
+    if not collector.providers() or _is_xdist_worker(config):
         return
-    reports = Path(config.getoption("reports_dir"))
-    registry = config.stash[REGISTRY_KEY]
-    mode = (
-        "mock (external: {})".format(config.getoption("mock_url")) if config.getoption("mock_url") else "mock"
+    from harness.publish import publish_run
+
+    outputs = publish_run(
+        collector,
+        reports=Path(config.getoption("reports_dir")),
+        registry=config.stash[REGISTRY_KEY],
+        mock_url=config.getoption("mock_url"),
+        # live checks run only with --live *and* CERTIFY_LIVE=1 (harness.golden_plugin)
+        live=bool(getattr(config.option, "live", False)) and os.environ.get("CERTIFY_LIVE") == "1",
+        staging=config.stash[STAGING_KEY],
+        allure_cli=config.stash[ALLURE_CLI_KEY],
     )
-    write_certificates(collector, reports, registry=registry, mode=mode, catalogue=CHECKS)
-    staging = config.stash[STAGING_KEY]
-    if staging is not None:
-        distribute_allure_results(staging, reports, collector.providers())
+    config.stash[OUTPUTS_KEY].update(outputs)
+    # CI gates on the exit code: any failed applicable check fails the run (an xfail-ed check too); a check that
+    # is not applicable, or not run, never does.
+    if collector.failed(CHECKS) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if outputs.get("html_errors") and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     collector = config.stash.get(COLLECTOR_KEY, None)
-    if collector is None or not collector.providers():
+    if collector is None or not collector.providers() or _is_xdist_worker(config):
         return
     reports = Path(config.getoption("reports_dir"))
+    outputs = config.stash.get(OUTPUTS_KEY, {})
+    html: dict[str, Path | str] = outputs.get("html", {})
     terminalreporter.section("provcert certification")
     for provider in collector.providers():
-        verdicts = collector.verdicts(provider, CHECKS)
-        counts = {
-            s: sum(1 for v in verdicts.values() if v.status == s) for s in ("pass", "fail", "not applicable")
-        }
-        verdict = "CERTIFIED" if counts["fail"] == 0 else "NOT CERTIFIED"
+        counts = _counts(collector, provider)
+        verdict = _verdict(counts)
         terminalreporter.write_line(
             f"{provider}: {verdict} - {counts['pass']} passed, {counts['fail']} failed, "
-            f"{counts['not applicable']} not applicable -> {reports / provider / 'certificate.md'}"
+            f"{counts['not applicable']} not applicable -> {reports / provider / 'certificate.md'}",
+            green=counts["fail"] == 0,
+            red=counts["fail"] > 0,
         )
+        if isinstance(html.get(provider), Path):
+            terminalreporter.write_line(f"    Allure HTML: {html[provider]}")
+        elif provider in html:
+            terminalreporter.write_line(f"    Allure HTML not generated: {html[provider]}", red=True)
+    matrix = outputs.get("matrix")
+    if matrix is not None:
+        fleet = matrix["fleet"]
+        terminalreporter.write_line(
+            f"matrix ({fleet['providers']} providers on disk: {fleet['certified']} certified, "
+            f"{fleet['not certified']} not certified, {fleet['incomplete']} incomplete) -> {reports / 'matrix.md'}"
+        )
+        for item in matrix["skipped"]:
+            terminalreporter.write_line(
+                f"    left out of the matrix: {item['path']}: {item['reason']}", yellow=True
+            )

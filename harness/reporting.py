@@ -2,7 +2,10 @@
 
 A DoD check may be implemented by several tests (ERR-5XX runs once per status); its verdict is the worst of them:
 any failure fails the check, a check whose every test was not applicable is reported so with the reasons, and a check
-that no test exercised is "not run", never a silent pass.
+that no test exercised is "not run", never a silent pass. An expected failure (xfail) of a check is still a failure.
+
+Per provider: ``certificate.json`` (validated against ``harness/schemas/certificate.schema.json`` before it is
+written), ``certificate.md`` (compact, for a pull request) and ``junit.xml`` (one test case per check).
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from adapters.registry import Registry
-from harness.checks import AREAS, NOT_APPLICABLE, Check
+from harness.allure_report import tag_failure_with_check
+from harness.checks import NOT_APPLICABLE, Check
+from harness.junit import junit_xml
 
 Status = Literal["pass", "fail", "not applicable", "not run"]
 
@@ -32,6 +39,7 @@ class TestOutcome:
     nodeid: str
     status: Status
     detail: str = ""
+    duration: float = 0.0
 
 
 @dataclass
@@ -70,16 +78,31 @@ class ResultCollector:
 
     def record(self, provider: str, check_id: str, nodeid: str, report: pytest.TestReport) -> None:
         tests = self._tests[provider][check_id]
+        before = tests.get(nodeid)
+        xfail = getattr(report, "wasxfail", None)
         if report.failed:
             phase = "" if report.when == "call" else f" (in {report.when})"
             tests[nodeid] = TestOutcome(nodeid, "fail", _failure_evidence(report) + phase)
+        elif report.skipped and xfail is not None:
+            # an xfail marker must not turn a failing check into "not applicable" (nor into a green run)
+            reason = f": {xfail}" if xfail else ""
+            tests[nodeid] = TestOutcome(nodeid, "fail", f"expected failure (xfail{reason}); the check failed")
         elif report.skipped:
             tests[nodeid] = TestOutcome(nodeid, "not applicable", _skip_reason(report))
         elif report.when == "call" and nodeid not in tests:
             tests[nodeid] = TestOutcome(nodeid, "pass")
+        outcome = tests.get(nodeid)
+        if outcome is not None:
+            outcome.duration = (before.duration if before is not None else 0.0) + float(
+                report.duration or 0.0
+            )
 
     def providers(self) -> list[str]:
         return list(self._tests)
+
+    def failed(self, catalogue: Mapping[str, Check]) -> bool:
+        """True when any provider has a failed check: the run must then exit non-zero."""
+        return any(v.status == "fail" for p in self.providers() for v in self.verdicts(p, catalogue).values())
 
     def verdicts(self, provider: str, catalogue: Mapping[str, Check]) -> dict[str, Verdict]:
         out: dict[str, Verdict] = {}
@@ -88,11 +111,12 @@ class ResultCollector:
             failed = [t for t in tests if t.status == "fail"]
             passed = [t for t in tests if t.status == "pass"]
             if failed:
-                out[check_id] = Verdict(check, "fail", failed[0].detail, tests)
+                evidence = next((t.detail for t in failed if t.detail), "failed without a message")
+                out[check_id] = Verdict(check, "fail", evidence, tests)
             elif passed:
                 out[check_id] = Verdict(check, "pass", "", tests)
             elif tests:
-                reasons = sorted({t.detail for t in tests})
+                reasons = sorted({t.detail for t in tests if t.detail}) or ["skipped without a reason"]
                 out[check_id] = Verdict(check, "not applicable", "; ".join(reasons), tests)
             else:
                 out[check_id] = Verdict(check, "not run", "no test ran for this check in this session", tests)
@@ -119,8 +143,31 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+CERTIFICATE_SCHEMA = Path(__file__).with_name("schemas") / "certificate.schema.json"
+
+
+@cache
+def _certificate_validator() -> Draft202012Validator:
+    schema = json.loads(CERTIFICATE_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def certificate_errors(data: Any) -> list[str]:
+    """Every way ``data`` breaks the certificate schema, each with its JSON path; empty when valid."""
+    return [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(_certificate_validator().iter_errors(data), key=lambda e: list(e.path))
+    ]
+
+
 def certificate_data(
-    provider: str, verdicts: Mapping[str, Verdict], *, registry: Registry, mode: str
+    provider: str,
+    verdicts: Mapping[str, Verdict],
+    *,
+    registry: Registry,
+    mode: str,
+    target: Literal["mock", "live"] = "mock",
 ) -> dict[str, Any]:
     entry = registry.get(provider) if provider in registry.ids() else None
     totals = {
@@ -140,6 +187,7 @@ def certificate_data(
         "adapter": getattr(entry, "adapter", None) if entry else None,
         "provcert_version": provcert_version(),
         "mode": mode,
+        "target": target,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "verdict": verdict,
         "totals": totals,
@@ -151,7 +199,15 @@ def certificate_data(
                 "severity": v.check.severity,
                 "status": v.status,
                 "detail": v.detail,
-                "tests": [{"nodeid": t.nodeid, "status": t.status, "detail": t.detail} for t in v.tests],
+                "tests": [
+                    {
+                        "nodeid": t.nodeid,
+                        "status": t.status,
+                        "detail": t.detail,
+                        "duration_s": round(t.duration, 3),
+                    }
+                    for t in v.tests
+                ],
             }
             for v in verdicts.values()
         ],
@@ -159,29 +215,57 @@ def certificate_data(
 
 
 _ICONS = {"pass": "✅ pass", "fail": "❌ fail", "not applicable": "⏭️ n/a", "not run": "⚠️ not run"}
+_VERDICT_ICONS = {"certified": "✅", "not certified": "❌", "incomplete": "⚠️"}
+
+
+def _cell(text: str) -> str:
+    """Plain text in a GitHub table cell: one line, no HTML, no column breaks."""
+    text = " ".join(text.split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|")
+
+
+def _code_cell(text: str) -> str:
+    """Evidence (an assertion message) as inline code in a table cell: shown verbatim, markup inert."""
+    text = " ".join(text.split()).replace("`", "'").replace("|", "\\|")
+    return f"`{text}`" if text else ""
+
+
+def _human_date(date: str) -> str:
+    try:
+        return datetime.fromisoformat(date).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return date
 
 
 def certificate_markdown(data: Mapping[str, Any]) -> str:
+    """The certificate for a pull request: verdict and totals up front, failures visible, every check one click away."""
     t = data["totals"]
+    verdict = str(data["verdict"])
+    failed = [c for c in data["checks"] if c["status"] == "fail"]
     lines = [
-        f"## provcert certificate: {data['display_name']} (`{data['provider']}`)",
+        f"### {_VERDICT_ICONS.get(verdict, '')} {_cell(data['display_name'])} (`{data['provider']}`): "
+        f"{verdict.upper()}",
         "",
-        f"**Verdict: {data['verdict'].upper()}** - {t['pass']} passed, {t['fail']} failed, "
-        f"{t['not applicable']} not applicable, {t['not run']} not run",
+        f"**Verdict: {verdict.upper()}** · {t['pass']} passed · {t['fail']} failed · "
+        f"{t['not applicable']} not applicable · {t['not run']} not run  ",
+        f"provcert {data['provcert_version']} · mode: {_cell(data['mode'])} · {_human_date(data['date'])}",
         "",
-        f"provcert {data['provcert_version']} · mode: {data['mode']} · {data['date']}",
+    ]
+    if failed:
+        lines += ["| Failed check | Title | Evidence |", "|---|---|---|"]
+        lines += [f"| {c['id']} | {_cell(c['title'])} | {_code_cell(c['detail'])} |" for c in failed]
+        lines.append("")
+    lines += [
+        f"<details><summary>All {len(data['checks'])} checks</summary>",
         "",
         "| Check | Title | Status | Evidence / reason |",
         "|---|---|---|---|",
     ]
-    area = None
     for check in data["checks"]:
-        if check["area"] != area:
-            area = check["area"]
-            lines.append(f"| **{area}** | *{AREAS[area]}* | | |")
-        detail = check["detail"].replace("|", "\\|")
-        lines.append(f"| {check['id']} | {check['title']} | {_ICONS[check['status']]} | {detail} |")
-    lines.append("")
+        detail = _code_cell(check["detail"]) if check["status"] == "fail" else _cell(check["detail"])
+        lines.append(f"| {check['id']} | {_cell(check['title'])} | {_ICONS[check['status']]} | {detail} |")
+    lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
@@ -192,13 +276,22 @@ def write_certificates(
     registry: Registry,
     mode: str,
     catalogue: Mapping[str, Check],
-) -> None:
+    target: Literal["mock", "live"] = "mock",
+) -> dict[str, dict[str, Any]]:
+    """Write each provider's certificate.json, certificate.md and junit.xml; returns the certificates."""
+    written = {}
     for provider in collector.providers():
         data = certificate_data(
-            provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode
+            provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode, target=target
         )
+        errors = certificate_errors(data)
+        if errors:  # a bug in provcert, not in the adapter: never publish a certificate the schema rejects
+            raise ValueError(f"{provider}: the certificate breaks its schema: " + "; ".join(errors[:5]))
         atomic_write(reports / provider / "certificate.json", json.dumps(data, indent=2) + "\n")
         atomic_write(reports / provider / "certificate.md", certificate_markdown(data))
+        atomic_write(reports / provider / "junit.xml", junit_xml(data))
+        written[provider] = data
+    return written
 
 
 def _attachment_sources(node: Mapping[str, Any]) -> Iterable[str]:
@@ -232,7 +325,11 @@ def distribute_allure_results(staging: Path, reports: Path, providers: Iterable[
         if provider not in targets:
             continue
         owner[data["uuid"]] = provider
-        shutil.copy2(result_file, targets[provider] / result_file.name)
+        tagged = tag_failure_with_check(data)
+        if tagged is data:
+            shutil.copy2(result_file, targets[provider] / result_file.name)
+        else:  # failure messages carry their check id, which the Allure categories match on
+            (targets[provider] / result_file.name).write_text(json.dumps(tagged), encoding="utf-8")
         for source in _attachment_sources(data):
             if (staging / source).exists():
                 shutil.copy2(staging / source, targets[provider] / source)

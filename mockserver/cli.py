@@ -24,11 +24,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic content (default 0)")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (default WARNING)")
+    parser.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="replay mode: serve these golden cassettes (*.cassette.json files or folders; repeatable) instead of "
+        "the scenario engine",
+    )
+    parser.add_argument(
+        "--replay-timing", action="store_true", help="in replay mode, send stream chunks at the recorded pace"
+    )
     return parser.parse_args(argv)
 
 
-async def serve(host: str, port: int, seed: int) -> None:
-    runner = web.AppRunner(create_app(seed), shutdown_timeout=1.0, handle_signals=False)
+async def serve(
+    host: str, port: int, seed: int, replay: list[str] | None = None, replay_timing: bool = False
+) -> None:
+    if replay:
+        from mockserver.replay import create_replay_app
+
+        app = create_replay_app(replay, timing=replay_timing)
+    else:
+        app = create_app(seed)
+    runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -47,5 +66,27 @@ async def serve(host: str, port: int, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    asyncio.run(serve(args.host, args.port, args.seed))
+    if args.replay:
+        from harness.cassettes import CassetteError
+        from mockserver.replay import cassette_files
+
+        try:
+            files = cassette_files(args.replay)
+        except CassetteError as exc:
+            print(f"python -m mockserver: --replay {exc}", file=sys.stderr)
+            return 2
+        if not files:
+            print(
+                f"python -m mockserver: --replay found no *.cassette.json in {', '.join(args.replay)}",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            from mockserver.replay import ReplayState
+
+            ReplayState(files)  # fail before binding, naming the file and the problem
+        except CassetteError as exc:
+            print(f"python -m mockserver: cannot replay: {exc}", file=sys.stderr)
+            return 2
+    asyncio.run(serve(args.host, args.port, args.seed, args.replay, args.replay_timing))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,8 @@ SECRET_QUERY = frozenset(
 
 DEFAULT_MAX_ENTRIES = 10_000
 
+_SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
 
 def redact_value(value: str) -> str:
     """Keep only the scheme word of a credential (``Bearer``, ``AWS4-HMAC-SHA256``) and hide the rest."""
@@ -65,11 +68,18 @@ def redact_query(query: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def credential_fingerprint(value: str | None) -> str | None:
-    """First 12 hex digits of SHA-256 of the credential (scheme stripped): names a key, never reveals it."""
+    """First 12 hex digits of SHA-256 of the credential (scheme stripped): names a key, never reveals it.
+
+    A SigV4 header (``AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, ..., Signature=...``) changes
+    with every request; the access key id in its ``Credential`` is what names the key, so that is fingerprinted.
+    """
     if not value:
         return None
-    _scheme, sep, rest = value.strip().partition(" ")
+    scheme, sep, rest = value.strip().partition(" ")
     secret = rest.strip() if sep else value.strip()
+    sigv4 = _SIGV4_CREDENTIAL.search(rest) if scheme == "AWS4-HMAC-SHA256" else None
+    if sigv4 is not None:
+        secret = sigv4.group(1)
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
@@ -110,8 +120,8 @@ class JournalEntry:
     started_at: float = field(default_factory=time.time)
     duration_ms: float | None = None
     wire_bytes: bytearray = field(default_factory=bytearray)
-    #: The request id the personality will send; it becomes ``request_id`` only once headers carrying it are
-    #: sent (a hang or a reset never shows the client an id, so the journal must not claim one).
+    #: The request id the personality will send; it becomes ``request_id`` only once headers (or body bytes)
+    #: carrying it are sent (a hang or a reset never shows the client an id, so the journal must not claim one).
     planned_request_id: str | None = field(default=None, repr=False)
     _t0: float = field(default_factory=time.monotonic, repr=False)
 
@@ -123,8 +133,15 @@ class JournalEntry:
             self.request_id = self.planned_request_id
 
     def record_wire(self, data: bytes) -> None:
-        """Append body bytes about to be written (before writing: the journal never lags the client)."""
+        """Append body bytes about to be written (before writing: the journal never lags the client).
+
+        A provider with no request-id header (Gemini's ``responseId``) shows its id in the body: once body bytes
+        carrying the planned id are sent, the client has seen it, so the journal claims it too.
+        """
         self.wire_bytes += data
+        planned = self.planned_request_id
+        if self.request_id is None and planned and planned.encode() in data:
+            self.request_id = planned
 
     def finish(self) -> None:
         self.duration_ms = round((time.monotonic() - self._t0) * 1000, 3)
@@ -188,7 +205,13 @@ class Journal:
     ) -> JournalEntry:
         """Start an entry as soon as a request arrives, so a request that hangs is visible while it hangs."""
         pairs = list(headers)
-        auth = next((v for k, v in pairs if k.lower() in SECRET_HEADERS and "cookie" not in k.lower()), None)
+        # Authorization first: with SigV4 session credentials X-Amz-Security-Token precedes it on the wire
+        auth = next((v for k, v in pairs if k.lower() == "authorization"), None) or next(
+            (v for k, v in pairs if k.lower() in SECRET_HEADERS and "cookie" not in k.lower()), None
+        )
+        query = list(query)
+        if auth is None:  # a key in the query string (Gemini's ``?key=``) names the credential just as well
+            auth = next((v for k, v in query if k.lower() in SECRET_QUERY), None)
         entry = JournalEntry(
             seq=next(self._seq),
             session=session,

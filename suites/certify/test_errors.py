@@ -90,13 +90,23 @@ async def test_context_length(make_adapter, mock, provider_id, credentials):
     await _check_fault("context_length", make_adapter, mock, provider_id, credentials)
 
 
+def _needs_content_filter(entry: Any) -> None:
+    # only an explicit ``content_filter: false`` opts out: the provider has no filter at all (e.g. local Ollama)
+    if (entry.capabilities.model_extra or {}).get("content_filter") is False:
+        not_applicable(
+            f"{entry.provider_id} declares content_filter: false (the provider has no content filter)"
+        )
+
+
 @check("ERR-FILTER")
-async def test_filter_error(make_adapter, mock, provider_id, credentials):
+async def test_filter_error(make_adapter, mock, provider_id, credentials, entry):
+    _needs_content_filter(entry)
     await _check_fault("content_filter", make_adapter, mock, provider_id, credentials)
 
 
 @check("ERR-FILTER")
-async def test_filter_finish_reason_complete(make_adapter, mock):
+async def test_filter_finish_reason_complete(make_adapter, mock, entry):
+    _needs_content_filter(entry)
     adapter = make_adapter()
     mock.queue("filtered_output")
     response = await adapter.complete(chat_request(adapter.entry))
@@ -109,6 +119,7 @@ async def test_filter_finish_reason_complete(make_adapter, mock):
 
 @check("ERR-FILTER")
 async def test_filter_finish_reason_stream(make_adapter, mock, entry):
+    _needs_content_filter(entry)
     if not entry.capabilities.streaming:
         not_applicable("provider declares no streaming")
     adapter = make_adapter()

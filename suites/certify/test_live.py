@@ -1,17 +1,74 @@
-"""LIV: live checks, only with --live and CERTIFY_LIVE=1; never by accident."""
+"""LIV: live checks, only with --live and CERTIFY_LIVE=1 and a resolvable credential; never by accident.
+
+Each live call is budgeted (worst case reserved before sending, real cost booked after, refused when it would pass
+``--max-cost-usd``), recorded per ``--record-mode`` with secrets scrubbed, and its wire response validated against the
+same schemas as the golden cassettes (drift). With ``--live-upstream URL`` the calls go to a mock server instead.
+"""
 
 from __future__ import annotations
 
-from harness.checks import check, not_applicable
+from decimal import Decimal
 
-REASON = "live checks need --live and CERTIFY_LIVE=1 (live recording is not available in this version)"
+import pytest
+
+from adapters.types import End
+from harness.assertions import chat_request
+from harness.budget import BudgetRefused, worst_case
+from harness.checks import check
+from harness.schemas import has_schema, response_errors
+
+
+def _drift(entry, result) -> list[str]:
+    if not has_schema(entry.wire, "response"):
+        return []
+    problems = []
+    for wire in result.wire:
+        ctype = wire.headers.get("content-type", "")
+        problems += response_errors(entry.wire, wire.status, ctype, wire.body)
+    return problems
 
 
 @check("LIV-SMOKE")
-def test_live_smoke(provider_id):
-    not_applicable(REASON)
+async def test_live_complete(live, entry):
+    result = await live.call(chat_request(entry), "complete")
+    assert result.error is None, f"the live call failed: {result.error}"
+    assert result.response is not None and (result.response.text or result.response.tool_calls)
+    assert result.wire, "nothing came over the wire; the check proved nothing"
+    problems = _drift(entry, result)
+    assert not problems, f"the live response drifted from the {entry.wire} golden schemas: " + "; ".join(
+        problems[:5]
+    )
+
+
+@check("LIV-SMOKE")
+async def test_live_stream(live, entry):
+    if not entry.capabilities.streaming:
+        pytest.skip("not applicable: streaming is not declared")
+    result = await live.call(chat_request(entry), "stream")
+    assert result.error is None, f"the live stream failed: {result.error}"
+    assert result.events and isinstance(result.events[-1], End), "the stream did not end with End"
+    problems = _drift(entry, result)
+    assert not problems, f"the live stream drifted from the {entry.wire} golden schemas: " + "; ".join(
+        problems[:5]
+    )
 
 
 @check("LIV-BUDGET")
-def test_live_budget(provider_id):
-    not_applicable(REASON)
+async def test_live_budget(live, entry):
+    state = live.ledger.state()
+    cap, spent = Decimal(state["cap"]), Decimal(state["spent"])
+    assert spent <= cap, f"live spend {spent} passed the cap {cap}"
+    # a call whose worst case cannot fit is refused before it is sent
+    request = chat_request(entry)
+    per_token = worst_case(entry, request.model_copy(update={"max_tokens": 2})) - worst_case(
+        entry, request.model_copy(update={"max_tokens": 1})
+    )
+    needed = int((cap - spent) / per_token) + 1000 if per_token > 0 else 10**9
+    with pytest.raises(BudgetRefused, match="before sending"):
+        await live.call(request.model_copy(update={"max_tokens": needed}), "complete", probe=True)
+    # and a call without max_tokens has no bound at all
+    with pytest.raises(BudgetRefused, match="without max_tokens"):
+        await live.call(request.model_copy(update={"max_tokens": None}), "complete", probe=True)
+    after = live.ledger.state()
+    assert not [c for c in after["calls"] if "(probe)" in c["label"]], "a refused call reached the ledger"
+    assert Decimal(after["spent"]) <= cap

@@ -113,7 +113,10 @@ def test_unknown_route_is_json_404_naming_path_and_prefixes(server: MockServer, 
     body = r.json()
     assert body["path"] == "/openai/v1/completions"
     assert "/openai/v1/completions" in body["error"]["message"] and "/openai" in body["error"]["message"]
-    assert body["providers"] == {"openai": "/openai"}
+    from mockserver.personalities import discover
+
+    assert body["providers"] == {name: cls.prefix for name, cls in discover().items()}
+    assert body["providers"]["openai"] == "/openai"
     r = HTTP.get(f"{server.openai_base_url}/chat/completions", headers={"x-mock-session": sid})
     assert r.status_code == 405 and "not allowed" in r.json()["error"]["message"]
     assert [e["status"] for e in server.journal(sid)] == [404, 405]
