@@ -9,9 +9,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -23,6 +25,14 @@ from adapters.types import ChatRequest, ChatResponse, StreamEvent
 if TYPE_CHECKING:
     from adapters.credentials import CredentialResolver
     from adapters.registry import ProviderEntry
+
+
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verified TLS context for every client: loading the CA bundle costs ~25 ms, so never do it per client."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class Adapter(abc.ABC):
         self.timeouts = timeouts or entry.timeouts.as_timeouts()
         self._credentials = credentials or default_resolver()
         self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
+        self._client = http_client or httpx.AsyncClient(verify=shared_ssl_context())
         host = urlsplit(self.base_url)
         self._allowed_origin = (host.scheme, host.hostname, host.port)
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from adapters.base import Timeouts
+from adapters.base import Timeouts, shared_ssl_context
 from adapters.errors import ProviderError
 from adapters.registry import ProviderEntry, load_adapter_class
 from adapters.streaming import parse_arguments
@@ -213,7 +213,7 @@ async def replay_interaction(
     interaction = cassette.interactions[index]
     kind = kind_of(interaction)
     transport = ReplayTransport([interaction], timing=timing, source=f"{cassette.path} interactions[{index}]")
-    client = httpx.AsyncClient(transport=transport)
+    client = httpx.AsyncClient(transport=transport, verify=shared_ssl_context())
     adapter = load_adapter_class(entry)(
         entry,
         http_client=client,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import httpx
 
-from adapters.base import Timeouts
+from adapters.base import Timeouts, shared_ssl_context
 from adapters.errors import ProviderError, register_secret
 from adapters.registry import ProviderEntry, load_adapter_class
 from adapters.types import ChatRequest, ChatResponse, StreamEvent
@@ -70,7 +70,9 @@ async def live_call(
         gate=gate,
     )
     transport = recorder.transport()
-    client = httpx.AsyncClient(transport=transport, trust_env=False, headers=headers)
+    client = httpx.AsyncClient(
+        transport=transport, trust_env=False, headers=headers, verify=shared_ssl_context()
+    )
     adapter = load_adapter_class(entry)(
         entry,
         base_url=base_url,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from adapters.base import Adapter, Timeouts
+from adapters.base import Adapter, Timeouts, shared_ssl_context
 from adapters.errors import register_secret
 from adapters.registry import ProviderEntry, Registry, RegistryError, load_adapter_class, load_registry
 from harness.allure_report import AllureUnavailable, find_allure_cli
@@ -250,6 +250,7 @@ class AdapterFactory:
     ) -> Adapter:
         entry = entry or self.entry
         client = httpx.AsyncClient(
+            verify=shared_ssl_context(),
             headers={**self.session.headers, **(headers or {})},
             event_hooks={"request": [self._record]},
             trust_env=False,

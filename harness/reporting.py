@@ -137,6 +137,7 @@ def atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for everyone who can read the folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -326,13 +327,14 @@ def distribute_allure_results(staging: Path, reports: Path, providers: Iterable[
             continue
         owner[data["uuid"]] = provider
         tagged = tag_failure_with_check(data)
+        # a result and its attachments belong to one provider: move them (thousands of files in a fleet run)
         if tagged is data:
-            shutil.copy2(result_file, targets[provider] / result_file.name)
+            os.replace(result_file, targets[provider] / result_file.name)
         else:  # failure messages carry their check id, which the Allure categories match on
             (targets[provider] / result_file.name).write_text(json.dumps(tagged), encoding="utf-8")
         for source in _attachment_sources(data):
             if (staging / source).exists():
-                shutil.copy2(staging / source, targets[provider] / source)
+                os.replace(staging / source, targets[provider] / source)
     for container_file in staging.glob("*-container.json"):
         data = json.loads(container_file.read_text(encoding="utf-8"))
         for provider in {owner[c] for c in data.get("children", []) if c in owner}:

@@ -149,7 +149,7 @@ async def test_overloaded(make_adapter, mock, provider_id, credentials, stream):
 async def test_timeout(make_adapter, mock, provider_id, stream):
     from adapters.base import Timeouts
 
-    bound = Timeouts(connect=1.0, read=0.3, stream_idle=0.3)
+    bound = Timeouts(connect=1.0, read=0.15, stream_idle=0.15)
     started = time.monotonic()
     err, sent = await _fail(make_adapter, mock, "timeout", stream=stream, timeouts=bound)
     elapsed = time.monotonic() - started

@@ -113,7 +113,7 @@ async def test_stall(make_adapter, mock, provider_id):
         make_adapter,
         mock,
         {"preset": "stall_mid_stream", "stall_after": 2},
-        timeouts=Timeouts(connect=1, read=2, stream_idle=0.3),
+        timeouts=Timeouts(connect=1, read=2, stream_idle=0.2),
     )
     assert_error(run.error, sent, kinds={ErrorKind.TIMEOUT}, retryable=None, provider_id=provider_id)
     _assert_partial(run, sent, "stall")
