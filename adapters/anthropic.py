@@ -146,14 +146,7 @@ class AnthropicAdapter(Adapter):
         request_id = response.headers.get(self.request_id_header)
         if response.status_code != 200:
             raise self.status_error(response)
-        try:
-            data = self.parse_json_body(response)
-        except ValueError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id
-            ) from None
-        if not isinstance(data, dict):
-            raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", request_id=request_id)
+        data = self.json_object(response, request_id=request_id)
         if data.get("type") == "error" or "error" in data:
             raise self.body_error(data, status=200, headers=response.headers, request_id=request_id)
         return self.parse_message(data, request, request_id)
@@ -384,23 +377,7 @@ class AnthropicAdapter(Adapter):
         return [event] if event is not None else []
 
     def _frame(self, data: str, acc: StreamAccumulator) -> dict[str, Any]:
-        try:
-            payload = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"malformed stream frame ({exc.msg} at position {exc.pos}): {data[:80]!r}",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            ) from None
-        if not isinstance(payload, dict):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                "stream frame is not a JSON object",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            )
-        return payload
+        return self.decode_frame(data, request_id=acc.request_id, partial_text=acc.text)
 
     async def _unexpected_body(self, response: httpx.Response, request_id: str | None) -> ProviderError:
         """A 200 that is not an event stream: an error body in disguise, or garbage."""

@@ -243,6 +243,45 @@ class Adapter(abc.ABC):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"body is not valid JSON: {exc}") from None
 
+    def json_object(self, response: httpx.Response, *, request_id: str | None = None) -> dict[str, Any]:
+        """A success body as a JSON object, or ``invalid_response`` saying why it is not one."""
+        try:
+            data = self.parse_json_body(response)
+        except ValueError as exc:
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE, str(exc), status=response.status_code, request_id=request_id
+            ) from None
+        if not isinstance(data, dict):
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                "body is not a JSON object",
+                status=response.status_code,
+                request_id=request_id,
+            )
+        return data
+
+    def decode_frame(
+        self, data: str, *, request_id: str | None, partial_text: str, what: str = "stream frame"
+    ) -> dict[str, Any]:
+        """One stream frame as a JSON object; a malformed one is ``invalid_response`` keeping the partial text."""
+        try:
+            frame = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"malformed {what} ({exc.msg} at position {exc.pos}): {data[:80]!r}",
+                request_id=request_id,
+                partial_text=partial_text,
+            ) from None
+        if not isinstance(frame, dict):
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"{what} is not a JSON object",
+                request_id=request_id,
+                partial_text=partial_text,
+            )
+        return frame
+
     @staticmethod
     def retry_after(response: httpx.Response) -> float | None:
         return parse_retry_after(response.headers)

@@ -267,14 +267,7 @@ class BedrockAdapter(Adapter):
         request_id = response.headers.get(self.request_id_header)
         if response.status_code != 200 or response.headers.get("x-amzn-errortype"):
             raise self.status_error(response)
-        try:
-            data = self.parse_json_body(response)
-        except ValueError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id
-            ) from None
-        if not isinstance(data, dict):
-            raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", request_id=request_id)
+        data = self.json_object(response, request_id=request_id)
         if "output" not in data and isinstance(data.get("message"), str):
             raise self.status_error(response)  # an error body on a 200
         return self.parse_converse(data, request, request_id)

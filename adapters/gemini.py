@@ -413,22 +413,7 @@ class GeminiAdapter(Adapter):
 
     def _chunk(self, data: str, acc: StreamAccumulator) -> dict[str, Any]:
         """Parse one event; an error event is raised, a response chunk is returned (its responseId kept)."""
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"malformed stream frame ({exc.msg} at position {exc.pos}): {data[:80]!r}",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            ) from None
-        if not isinstance(chunk, dict):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                "stream frame is not a JSON object",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            )
+        chunk = self.decode_frame(data, request_id=acc.request_id, partial_text=acc.text)
         if "error" in chunk:
             raise self.body_error(
                 chunk["error"], status=None, request_id=acc.request_id, partial_text=acc.text, in_band=True

@@ -117,12 +117,7 @@ class OllamaAdapter(Adapter):
         response = await self.post_json("api/chat", self.body(request, stream=False), await self.headers())
         if response.status_code != 200:
             raise self.status_error(response)
-        try:
-            data = self.parse_json_body(response)
-        except ValueError as exc:
-            raise self.error(ErrorKind.INVALID_RESPONSE, str(exc), status=200) from None
-        if not isinstance(data, dict):
-            raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", status=200)
+        data = self.json_object(response)
         if data.get("error"):
             raise self.body_error(data["error"], status=200)
         return self.parse_completion(data, request)
@@ -258,18 +253,7 @@ class OllamaAdapter(Adapter):
         yield acc.end()
 
     def _line_events(self, line: str, acc: StreamAccumulator) -> list[StreamEvent]:
-        try:
-            chunk = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"malformed stream line ({exc.msg} at position {exc.pos}): {line[:80]!r}",
-                partial_text=acc.text,
-            ) from None
-        if not isinstance(chunk, dict):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, "stream line is not a JSON object", partial_text=acc.text
-            )
+        chunk = self.decode_frame(line, request_id=None, partial_text=acc.text, what="stream line")
         if chunk.get("error"):
             raise self.body_error(chunk["error"], status=None, partial_text=acc.text)
         events: list[StreamEvent] = []

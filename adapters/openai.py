@@ -131,14 +131,7 @@ class OpenAIAdapter(Adapter):
         request_id = self.request_id_of(response.headers)
         if response.status_code != 200:
             raise self.status_error(response)
-        try:
-            data = self.parse_json_body(response)
-        except ValueError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id
-            ) from None
-        if not isinstance(data, dict):
-            raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", request_id=request_id)
+        data = self.json_object(response, request_id=request_id)
         if data.get("error"):
             raise self.body_error(data["error"], status=200, request_id=request_id, headers=response.headers)
         return self.parse_completion(data, request, request_id)
@@ -322,22 +315,7 @@ class OpenAIAdapter(Adapter):
         yield acc.end(default_finish="other")
 
     def _chunk_events(self, data: str, acc: StreamAccumulator) -> list[StreamEvent]:
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"malformed stream frame ({exc.msg} at position {exc.pos}): {data[:80]!r}",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            ) from None
-        if not isinstance(chunk, dict):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                "stream frame is not a JSON object",
-                request_id=acc.request_id,
-                partial_text=acc.text,
-            )
+        chunk = self.decode_frame(data, request_id=acc.request_id, partial_text=acc.text)
         if chunk.get("error"):
             raise self.body_error(
                 chunk["error"], status=None, request_id=acc.request_id, partial_text=acc.text, in_band=True

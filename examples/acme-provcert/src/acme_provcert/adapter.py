@@ -99,14 +99,7 @@ class AcmeAdapter(Adapter):
         request_id = response.headers.get(REQUEST_ID)
         if response.status_code != 200:
             raise self.status_error(response)
-        try:
-            data = self.parse_json_body(response)
-        except ValueError as exc:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, str(exc), status=200, request_id=request_id
-            ) from None
-        if not isinstance(data, dict):
-            raise self.error(ErrorKind.INVALID_RESPONSE, "body is not a JSON object", request_id=request_id)
+        data = self.json_object(response, request_id=request_id)
         if data.get("fault"):
             raise self.fault(data["fault"], status=200, request_id=request_id)
         output = data.get("output")
