@@ -105,8 +105,9 @@ class RecordedResponse:
 
     @property
     def is_stream(self) -> bool:
-        ctype = self.content_type
-        return any(t in ctype for t in ("event-stream", "ndjson", "x-amz-eventstream", "jsonl"))
+        from harness.frames import framing  # one place decides what counts as a stream
+
+        return framing(self.content_type) != "none"
 
 
 @dataclass(slots=True)

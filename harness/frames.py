@@ -25,7 +25,8 @@ class StreamPayload:
 
 def framing(content_type: str) -> str:
     ctype = content_type.lower()
-    if "event-stream" in ctype and "amz" in ctype:
+    # Bedrock's real type is application/vnd.amazon.eventstream (no hyphen)
+    if "eventstream" in ctype or ("event-stream" in ctype and "amz" in ctype):
         return "aws-eventstream"
     if "event-stream" in ctype:
         return "sse"

@@ -3,7 +3,16 @@
 Which provider an interaction belongs to is found from the registry, not from a table here: its host is the entry's
 ``base_url`` host, its path lies below the ``base_url`` path, and the rest of the path is one of the routes the
 entry's mock personality serves (so an OpenAI Responses-API call is not taken for a chat completion). A provider
-therefore gets its real golden cassettes as soon as its registry entry and personality land.
+therefore gets its real golden cassettes as soon as its registry entry and personality land. Two relaxations, both
+still requiring a route of the entry's wire:
+
+* a ``base_url`` host whose first label is a documented placeholder (``example-resource.openai.azure.com``: Azure's
+  base URL is per resource) matches any host of the same parent domain (``<any>.openai.azure.com``);
+* the recorded base path may be shorter than the registry's (DeepSeek serves ``/chat/completions`` as well as
+  ``/v1/chat/completions``): the path is then a segment prefix of the ``base_url`` path followed by a route.
+
+Either is written to the provenance (``origin.recorded_base_url`` and a note); replay matches the adapter's request
+by the path below the base URL, so the cassette replays against the registry's ``base_url`` unchanged.
 
 Each imported cassette keeps the upstream file's name, gets chunk boundaries at the provider's own event
 boundaries (the upstream recorder kept none), the normalized call rebuilt from the recorded body, and a provenance
@@ -73,17 +82,44 @@ def _route_patterns(wire: str, mock_path: str) -> tuple[re.Pattern[str], ...]:
 
 
 _LOOPBACK = {"localhost": "127.0.0.1", "::1": "127.0.0.1"}
+#: A host label that stands for "yours": RFC 2606's ``example``, ``example-*`` / ``your-*`` names, ``{...}``/``<...>``.
+_PLACEHOLDER_LABEL = re.compile(r"example(-[a-z0-9-]+)?|your-[a-z0-9-]+|\{[^}]*\}|<[^>]*>", re.IGNORECASE)
+
+
+def placeholder_host(host: str) -> bool:
+    """A registry host whose first label is a placeholder under a real parent domain (``example-resource.x.com``)."""
+    first, _, parent = host.partition(".")
+    return bool(_PLACEHOLDER_LABEL.fullmatch(first)) and parent.count(".") >= 1
+
+
+def _hosts_match(host: str, base_host: str) -> bool:
+    host, base_host = _LOOPBACK.get(host, host).lower(), _LOOPBACK.get(base_host, base_host).lower()
+    if host == base_host:
+        return True
+    return placeholder_host(base_host) and host.partition(".")[2] == base_host.partition(".")[2]
+
+
+def recorded_base_path(entry: ProviderEntry, uri: str) -> str | None:
+    """The base path the recording was made under, if ``uri`` is one of the entry's routes; else None.
+
+    That is the ``base_url`` path, or a shorter segment prefix of it (a provider that also serves its API at a
+    shorter base path), followed by a route the entry's personality serves.
+    """
+    parts, base = urlsplit(uri), urlsplit(entry.base_url)
+    if not _hosts_match(parts.hostname or "", base.hostname or "") or parts.port != base.port:
+        return None
+    path, segments = unquote(parts.path), base.path.strip("/").split("/")
+    patterns = _route_patterns(entry.wire, entry.mock_path)
+    for keep in range(len(segments), -1, -1):  # the registry's own base path first
+        prefix = "/".join(segments[:keep])
+        prefix = f"/{prefix}" if prefix else ""
+        if path.startswith(prefix + "/") and any(p.fullmatch(path[len(prefix) :]) for p in patterns):
+            return prefix
+    return None
 
 
 def belongs_to(entry: ProviderEntry, uri: str) -> bool:
-    parts, base = urlsplit(uri), urlsplit(entry.base_url)
-    host, base_host = parts.hostname or "", base.hostname or ""
-    if _LOOPBACK.get(host, host) != _LOOPBACK.get(base_host, base_host) or parts.port != base.port:
-        return False
-    path, base_path = unquote(parts.path), base.path.rstrip("/")
-    if not path.startswith(base_path + "/"):
-        return False
-    return any(p.fullmatch(path[len(base_path) :]) for p in _route_patterns(entry.wire, entry.mock_path))
+    return recorded_base_path(entry, uri) is not None
 
 
 def _convert(item: real_cassettes.Interaction, entry: ProviderEntry, redactor: Redactor) -> fmt.Interaction:
@@ -104,6 +140,11 @@ def _convert(item: real_cassettes.Interaction, entry: ProviderEntry, redactor: R
     converted = fmt.Interaction(request, response)
     converted.call = call_from_recording(converted, entry).model_dump(mode="json", exclude={"metadata"})
     return converted
+
+
+def _recorded_base_url(entry: ProviderEntry, uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}{recorded_base_path(entry, uri) or ''}"
 
 
 def cassette_name(source: Path) -> str:
@@ -135,6 +176,13 @@ def import_file(
         ]
         if rel.parts[0] == "pydantic-ai":
             notes.append("JSON bodies were stored parsed upstream; re-serialized here, so not byte-exact")
+        recorded_bases = sorted({_recorded_base_url(entry, i.uri) for _, i in picked})
+        moved = recorded_bases != [entry.base_url.rstrip("/")]
+        if moved:
+            notes.append(
+                f"recorded under {', '.join(recorded_bases)}, not the registry's base_url {entry.base_url}; "
+                "replay serves each response to the adapter's request for the same route below its base URL"
+            )
         provenance: dict[str, Any] = {
             "source": "imported",
             "recorded_at": None,
@@ -151,6 +199,7 @@ def import_file(
                 "licence": origin.licence if origin else None,
                 "path": str(rel),
                 "interactions": [n for n, _ in picked],
+                **({"recorded_base_url": recorded_bases} if moved else {}),
             },
             "notes": notes,
         }

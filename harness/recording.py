@@ -329,19 +329,32 @@ class _TapStream:
         self._status = status
         self._headers = headers
         self._start = time.monotonic()
+        self._chunks: list[bytes] = []
+        self._timings: list[float] = []
+        self._kept = False
+
+    def _keep(self) -> None:
+        """Hand what was read to the capture, once: at EOF, or when the reader closes the response early (an SSE
+        client stops at its terminator event without reading on to EOF, and its stream must still be seen)."""
+        if not self._kept:
+            self._kept = True
+            self._capture.add(self._chunks, self._timings, self._status, self._headers)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks: list[bytes] = []
-        timings: list[float] = []
-        async for chunk in self._inner:
-            if chunk:
-                chunks.append(bytes(chunk))
-                timings.append(time.monotonic() - self._start)
-            yield chunk
-        self._capture.add(chunks, timings, self._status, self._headers)
+        try:
+            async for chunk in self._inner:
+                if chunk:
+                    self._chunks.append(bytes(chunk))
+                    self._timings.append(time.monotonic() - self._start)
+                yield chunk
+        finally:
+            self._keep()
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        try:
+            await self._inner.aclose()
+        finally:
+            self._keep()
 
 
 class _TapPool:

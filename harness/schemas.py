@@ -27,7 +27,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from harness.frames import payloads
+from harness.frames import framing, payloads
 
 SchemaKind = Literal["request", "response", "stream-chunk", "error"]
 
@@ -119,7 +119,7 @@ def response_errors(wire: str, status: int, content_type: str, body: bytes) -> l
     """
     if status >= 400:
         kind: SchemaKind = "error"
-    elif any(t in content_type.lower() for t in ("event-stream", "ndjson", "jsonl")):
+    elif framing(content_type) != "none":
         kind = "stream-chunk"
     else:
         kind = "response"

@@ -134,8 +134,9 @@ async def test_golden_requests_well_formed(entry, golden_root):
 
 @check("GLD-COMPLETE")
 async def test_mock_output_matches_golden_schemas(entry, mock, tmp_path):
-    """Drift: the mock's answers (a completion, a tool call, an error, a stream) validate against the same response
-    schemas as the provider's real recordings, through the same live path that records cassettes."""
+    """Drift: the mock's answers (a completion, a tool call, an error, a text stream, a tool-call stream) validate
+    against the same response schemas as the provider's real recordings, through the same live path that records
+    cassettes."""
     if not has_schema(entry.wire, "response"):
         not_applicable(
             f"no response schemas for wire {entry.wire!r} yet (harness/schemas/{entry.wire}.response.schema.json)"
@@ -149,9 +150,11 @@ async def test_mock_output_matches_golden_schemas(entry, mock, tmp_path):
     problems: list[str] = []
     cases = [("ok", "complete", False), ("bad_request", "complete", False)]
     if entry.capabilities.tools:
-        cases.append(("ok", "complete", True))
+        cases.append(("tool_call", "complete", True))
     if entry.capabilities.streaming:
         cases.append(("ok", "stream", False))
+        if entry.capabilities.tools:
+            cases.append(("tool_call", "stream", True))
     for scenario, kind, tools in cases:
         mock.queue(scenario)
         result = await live_call(
