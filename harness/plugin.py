@@ -515,7 +515,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if matrix is not None:
         fleet = matrix["fleet"]
         terminalreporter.write_line(
-            f"matrix ({fleet['providers']} providers on disk: {fleet['certified']} certified, "
+            f"matrix ({fleet['providers']} provider{'' if fleet['providers'] == 1 else 's'} on disk: "
+            f"{fleet['certified']} certified, "
             f"{fleet['not certified']} not certified, {fleet['incomplete']} incomplete) -> {reports / 'matrix.md'}"
         )
         for item in matrix["skipped"]:

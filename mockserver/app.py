@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 
 from mockserver import admin
 from mockserver.engine import Engine
+from mockserver.journal import DEFAULT_MAX_ENTRIES, Journal
 from mockserver.personalities import discover
 from mockserver.state import STATE_KEY, MockState
 
@@ -53,10 +54,14 @@ async def not_found_as_json(request: web.Request, handler: Handler) -> web.Strea
         return response
 
 
-def create_app(seed: int = 0) -> web.Application:
-    """A fresh server with its own journal and queues; ``seed`` varies the deterministic content."""
+def create_app(seed: int = 0, journal_size: int = DEFAULT_MAX_ENTRIES) -> web.Application:
+    """A fresh server with its own journal and queues; ``seed`` varies the deterministic content.
+
+    ``journal_size`` bounds the journal (oldest entries dropped first); 0 disables journal recording, which
+    only benchmarks want (``bench/bench_mock_throughput.py`` measures the journal's cost with it).
+    """
     app = web.Application(middlewares=[not_found_as_json])
-    state = MockState(seed=seed)
+    state = MockState(seed=seed, journal=Journal(journal_size))
     app[STATE_KEY] = state
     admin.register(app)
     for name, cls in sorted(discover().items()):

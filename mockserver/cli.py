@@ -15,6 +15,7 @@ import sys
 from aiohttp import web
 
 from mockserver.app import create_app
+from mockserver.journal import DEFAULT_MAX_ENTRIES
 from mockserver.testing import bound_port
 
 
@@ -24,6 +25,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic content (default 0)")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (default WARNING)")
+    parser.add_argument(
+        "--journal-size",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        metavar="N",
+        help=f"journal entries kept, oldest dropped first (default {DEFAULT_MAX_ENTRIES}); 0 disables journal "
+        "recording, for benchmarks only: certification checks read the journal",
+    )
     parser.add_argument(
         "--replay",
         action="append",
@@ -39,14 +48,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(
-    host: str, port: int, seed: int, replay: list[str] | None = None, replay_timing: bool = False
+    host: str,
+    port: int,
+    seed: int,
+    replay: list[str] | None = None,
+    replay_timing: bool = False,
+    journal_size: int = DEFAULT_MAX_ENTRIES,
 ) -> None:
     if replay:
         from mockserver.replay import create_replay_app
 
         app = create_replay_app(replay, timing=replay_timing)
     else:
-        app = create_app(seed)
+        app = create_app(seed, journal_size)
     runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -88,5 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         except CassetteError as exc:
             print(f"python -m mockserver: cannot replay: {exc}", file=sys.stderr)
             return 2
-    asyncio.run(serve(args.host, args.port, args.seed, args.replay, args.replay_timing))
+    if args.journal_size < 0:
+        print(f"python -m mockserver: --journal-size must be >= 0, got {args.journal_size}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args.host, args.port, args.seed, args.replay, args.replay_timing, args.journal_size))
     return 0

@@ -186,12 +186,28 @@ class JournalEntry:
         }
 
 
+class UnrecordedEntry(JournalEntry):
+    """The entry of a journal that records nothing (``max_entries=0``): it still carries the per-request state
+    the engine reads back (chunks and text sent), but keeps no request headers, fingerprint or wire bytes."""
+
+    def record_wire(self, data: bytes) -> None:
+        pass
+
+
 class Journal:
-    """A bounded, in-memory journal (oldest entries dropped first). Used from the server's event loop only."""
+    """A bounded, in-memory journal (oldest entries dropped first). Used from the server's event loop only.
+
+    ``max_entries=0`` disables recording: :meth:`open` still hands the engine an entry to fill in, but skips
+    redaction and fingerprinting, keeps no wire bytes, and stores nothing (``GET /_mock/journal`` answers no
+    entries). Only for measuring the journal's cost; certification checks need the journal.
+    """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries}")
         self._entries: deque[JournalEntry] = deque(maxlen=max_entries)
         self._seq = itertools.count(1)
+        self.recording = max_entries > 0
 
     def open(
         self,
@@ -204,6 +220,16 @@ class Journal:
         headers: Iterable[tuple[str, str]],
     ) -> JournalEntry:
         """Start an entry as soon as a request arrives, so a request that hangs is visible while it hangs."""
+        if not self.recording:
+            return UnrecordedEntry(
+                seq=next(self._seq),
+                session=session,
+                provider=provider,
+                method=method,
+                path=path,
+                query={},
+                request_headers={},
+            )
         pairs = list(headers)
         # Authorization first: with SigV4 session credentials X-Amz-Security-Token precedes it on the wire
         auth = next((v for k, v in pairs if k.lower() == "authorization"), None) or next(
