@@ -281,7 +281,9 @@ class AnthropicAdapter(Adapter):
                     raise self.transport_error(exc, request_id=acc.request_id) from None
                 raise self.status_error(response)
             if "text/event-stream" not in response.headers.get("content-type", ""):
-                raise await self._unexpected_body(response, acc.request_id)
+                raise await self.unexpected_body(
+                    response, expected="text/event-stream", request_id=acc.request_id
+                )
             yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
             try:
                 async for sse in self.idle_bounded(EventSource(response).aiter_sse()):
@@ -379,25 +381,12 @@ class AnthropicAdapter(Adapter):
     def _frame(self, data: str, acc: StreamAccumulator) -> dict[str, Any]:
         return self.decode_frame(data, request_id=acc.request_id, partial_text=acc.text)
 
-    async def _unexpected_body(self, response: httpx.Response, request_id: str | None) -> ProviderError:
-        """A 200 that is not an event stream: an error body in disguise, or garbage."""
-        try:
-            await response.aread()
-        except Exception as exc:
-            return self.transport_error(exc, request_id=request_id)
-        try:
-            data = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+    def disguised_error(
+        self, data: Any, response: httpx.Response, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             return self.body_error(data, status=200, headers=response.headers, request_id=request_id)
-        ctype = response.headers.get("content-type") or "none"
-        return self.error(
-            ErrorKind.INVALID_RESPONSE,
-            f"expected text/event-stream, got content-type {ctype!r}",
-            status=response.status_code,
-            request_id=request_id,
-        )
+        return None
 
 
 _HANDLED_EVENTS = frozenset(

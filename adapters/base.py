@@ -260,6 +260,35 @@ class Adapter(abc.ABC):
             )
         return data
 
+    async def unexpected_body(
+        self, response: httpx.Response, *, expected: str, request_id: str | None = None
+    ) -> ProviderError:
+        """A success status whose body is not the expected stream: the provider's error in disguise, or garbage."""
+        try:
+            await response.aread()
+        except Exception as exc:
+            return self.transport_error(exc, request_id=request_id)
+        try:
+            data = json.loads(response.content)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        disguised = self.disguised_error(data, response, request_id) if data is not None else None
+        if disguised is not None:
+            return disguised
+        ctype = response.headers.get("content-type") or "none"
+        return self.error(
+            ErrorKind.INVALID_RESPONSE,
+            f"expected {expected}, got content-type {ctype!r}",
+            status=response.status_code,
+            request_id=request_id,
+        )
+
+    def disguised_error(
+        self, data: Any, response: httpx.Response, request_id: str | None
+    ) -> ProviderError | None:
+        """Hook: the provider's error when a success body carries one (its error envelope), else None."""
+        return None
+
     def decode_frame(
         self, data: str, *, request_id: str | None, partial_text: str, what: str = "stream frame"
     ) -> dict[str, Any]:

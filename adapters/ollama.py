@@ -228,7 +228,7 @@ class OllamaAdapter(Adapter):
                     raise self.transport_error(exc) from None
                 raise self.status_error(response)
             if "ndjson" not in response.headers.get("content-type", ""):
-                raise await self._unexpected_body(response)
+                raise await self.unexpected_body(response, expected="application/x-ndjson")
             yield Start(provider_id=self.provider_id, model=request.model)
             done = False
             try:
@@ -276,21 +276,9 @@ class OllamaAdapter(Adapter):
             acc.set_usage(self.parse_usage(chunk, acc.request, acc.text, acc.tool_calls()))
         return events
 
-    async def _unexpected_body(self, response: httpx.Response) -> ProviderError:
-        """A 200 that is not NDJSON: an error body in disguise, or garbage."""
-        try:
-            await response.aread()
-        except Exception as exc:
-            return self.transport_error(exc)
-        try:
-            data = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+    def disguised_error(
+        self, data: Any, response: httpx.Response, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(data, dict) and data.get("error"):
             return self.body_error(data["error"], status=200)
-        ctype = response.headers.get("content-type") or "none"
-        return self.error(
-            ErrorKind.INVALID_RESPONSE,
-            f"expected application/x-ndjson, got content-type {ctype!r}",
-            status=response.status_code,
-        )
+        return None

@@ -286,7 +286,9 @@ class OpenAIAdapter(Adapter):
                 raise self.status_error(response)
             ctype = response.headers.get("content-type", "")
             if "text/event-stream" not in ctype:
-                raise await self._unexpected_body(response, acc.request_id)
+                raise await self.unexpected_body(
+                    response, expected="text/event-stream", request_id=acc.request_id
+                )
             yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
             done = False
             try:
@@ -354,25 +356,12 @@ class OpenAIAdapter(Adapter):
                     )
         return events
 
-    async def _unexpected_body(self, response: httpx.Response, request_id: str | None) -> ProviderError:
-        """A 200 that is not an event stream: an error body in disguise, or garbage."""
-        try:
-            await response.aread()
-        except Exception as exc:
-            return self.transport_error(exc, request_id=request_id)
-        try:
-            data = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+    def disguised_error(
+        self, data: Any, response: httpx.Response, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(data, dict) and data.get("error"):
             return self.body_error(data["error"], status=200, request_id=request_id, headers=response.headers)
-        ctype = response.headers.get("content-type") or "none"
-        return self.error(
-            ErrorKind.INVALID_RESPONSE,
-            f"expected text/event-stream, got content-type {ctype!r}",
-            status=response.status_code,
-            request_id=request_id,
-        )
+        return None
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):
