@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from mock_helpers import FAKE_KEY, HTTP, chat_body, headers
 
+from mockserver.app import create_app
+from mockserver.cli import main as cli_main
 from mockserver.journal import Journal, credential_fingerprint, redact_headers, redact_query
 from mockserver.testing import MockServer
 
@@ -90,3 +94,40 @@ def test_journal_is_bounded_dropping_oldest() -> None:
     assert [e.path for e in j.entries()] == ["/2", "/3", "/4"]
     assert [e.seq for e in j.entries()] == [3, 4, 5]
     assert j.clear("other") == 0 and len(j) == 3
+
+
+def test_journal_of_size_zero_hands_out_entries_but_keeps_nothing() -> None:
+    j = Journal(max_entries=0)
+    entry = j.open(
+        session="s", provider="openai", method="POST", path="/x", query=[("key", FAKE_KEY)],
+        headers=[("Authorization", f"Bearer {FAKE_KEY}")],
+    )  # fmt: skip
+    entry.record_wire(b"body")
+    entry.chunks_sent += 1
+    assert (entry.seq, entry.chunks_sent, entry.request_headers, entry.query, bytes(entry.wire_bytes)) == (
+        1, 1, {}, {}, b""
+    )  # fmt: skip
+    assert len(j) == 0 and j.entries() == []
+    with pytest.raises(ValueError):
+        Journal(max_entries=-1)
+
+
+async def test_app_without_journal_answers_the_same() -> None:
+    """``create_app(journal_size=0)`` (``--journal-size 0``) serves every answer; the journal stays empty."""
+    async with TestClient(TestServer(create_app(journal_size=0))) as client:
+        r = await client.post("/openai/v1/chat/completions", json=chat_body(), headers=headers("s"))
+        assert r.status == 200 and (await r.json())["choices"][0]["message"]["content"]
+        r = await client.post(
+            "/openai/v1/chat/completions",
+            json=chat_body(stream=True, include_usage=True),
+            headers=headers("s"),
+        )
+        events = (await r.read()).split(b"\n\n")
+        assert r.status == 200 and events[-2] == b"data: [DONE]" and len(events) == 11
+        r = await client.get("/_mock/journal", params={"wait": "0"})
+        assert (await r.json())["entries"] == []
+
+
+def test_cli_refuses_a_negative_journal_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["--journal-size", "-1"]) == 2
+    assert "--journal-size" in capsys.readouterr().err

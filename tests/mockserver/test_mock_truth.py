@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mockserver.personalities.base import random_token
 from mockserver.truth import (
     VOCABULARY,
     UsageTruth,
@@ -64,6 +65,30 @@ def test_tokens_are_additive_across_whitespace(a: str, b: str) -> None:
 @given(st.text(alphabet=st.characters(categories=["Lu", "Ll", "Nd"]), min_size=1))
 def test_alnum_run_is_ceil_quarter(run: str) -> None:
     assert count_tokens(run) == math.ceil(len(run) / 4)
+
+
+def _count_tokens_by_definition(text: str) -> int:
+    """The tokenizer exactly as the module docstring states it, one character at a time."""
+    tokens = run = 0
+    for ch in [*text, " "]:
+        if ch.isalnum():
+            run += 1
+            continue
+        tokens += math.ceil(run / 4) + (0 if ch.isspace() else 1)
+        run = 0
+    return tokens
+
+
+@given(st.text(alphabet=st.characters(codec=None)))
+def test_tokenizer_matches_its_definition(text: str) -> None:
+    assert count_tokens(text) == _count_tokens_by_definition(text)
+
+
+def test_tokenizer_matches_its_definition_for_every_character() -> None:
+    every = "".join(chr(cp) for cp in range(0x110000))
+    assert count_tokens(every) == _count_tokens_by_definition(every)
+    for ch in "_\u00a0\u2028\u0660\u00b2\u2167\u3000\x1c":
+        assert count_tokens(f"a{ch}{ch}b") == _count_tokens_by_definition(f"a{ch}{ch}b")
 
 
 def test_input_tokens_formula() -> None:
@@ -141,3 +166,13 @@ def test_split_utf8_never_cuts_a_sequence(text: str, n: int) -> None:
     assert all(pieces)
     for p in pieces:
         p.decode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "alphabet", ["ab", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", "é東"]
+)
+def test_random_token_draws_every_character_of_its_alphabet(alphabet: str) -> None:
+    tokens = [random_token(length, alphabet) for length in (0, 1, 29, 300) for _ in range(50)]
+    assert [len(t) for t in tokens[::50]] == [0, 1, 29, 300]
+    assert set("".join(tokens)) == set(alphabet)
+    assert len(random_token(24)) == 24 and random_token(24).isalnum() and random_token(24).isascii()
