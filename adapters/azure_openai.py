@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.errors import ErrorKind, ProviderError
+from adapters.errors import ErrorKind
 from adapters.openai import OpenAIAdapter
 
 if TYPE_CHECKING:
@@ -138,36 +138,8 @@ class AzureOpenAIAdapter(OpenAIAdapter):
             yield response
 
     # ----- errors -----
-    def body_error(
-        self,
-        error: Any,
-        *,
-        status: int | None,
-        request_id: str | None,
-        headers: httpx.Headers | None = None,
-        partial_text: str = "",
-        in_band: bool = False,
-    ) -> ProviderError:
-        err = super().body_error(
-            error,
-            status=status,
-            request_id=request_id,
-            headers=headers,
-            partial_text=partial_text,
-            in_band=in_band,
-        )
-        kind = azure_kind(error)
-        if kind is None or kind == err.kind:
-            return err
-        return self.error(
-            kind,
-            err.message,
-            status=err.status,
-            request_id=err.request_id,
-            retry_after=err.retry_after,
-            partial_text=err.partial_text,
-            provider_code=err.provider_code,
-        )
+    def dialect_kind(self, error: dict[str, Any], status: int | None) -> ErrorKind | None:
+        return azure_kind(error)
 
 
 def azure_kind(error: Any) -> ErrorKind | None:

@@ -213,6 +213,10 @@ class OpenAIAdapter(Adapter):
             error, status=response.status_code, request_id=request_id, headers=response.headers
         )
 
+    def dialect_kind(self, error: dict[str, Any], status: int | None) -> ErrorKind | None:
+        """Hook for OpenAI-shaped dialects: the kind their own codes, metadata or messages imply, or None."""
+        return None
+
     def body_error(
         self,
         error: Any,
@@ -230,8 +234,11 @@ class OpenAIAdapter(Adapter):
         message = error.get("message")
         if not isinstance(message, str):
             message = json.dumps(message) if message is not None else "no message"
-        # the specific code first, then the message (OpenAI's overload 503 says so only in prose), then the type
-        kind = CODE_KINDS.get(str(code)) if code is not None else None
+        # the dialect's own codes first, then OpenAI's specific code, then the message (OpenAI's overload 503
+        # says so only in prose), then the type
+        kind = self.dialect_kind(error, status)
+        if kind is None and code is not None:
+            kind = CODE_KINDS.get(str(code))
         if kind is None and "overloaded" in message.lower():
             kind = ErrorKind.OVERLOADED
         if kind is None and isinstance(etype, str):

@@ -20,9 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
-
-from adapters.errors import ErrorKind, ProviderError
+from adapters.errors import ErrorKind
 from adapters.openai import OpenAIAdapter
 from adapters.streaming import StreamAccumulator
 from adapters.types import ChatRequest, ChatResponse, StreamEvent
@@ -59,36 +57,8 @@ class OpenRouterAdapter(OpenAIAdapter):
                 acc.request_id = gen_id
         return super()._chunk_events(data, acc)
 
-    def body_error(
-        self,
-        error: Any,
-        *,
-        status: int | None,
-        request_id: str | None,
-        headers: httpx.Headers | None = None,
-        partial_text: str = "",
-        in_band: bool = False,
-    ) -> ProviderError:
-        base = super().body_error(
-            error,
-            status=status,
-            request_id=request_id,
-            headers=headers,
-            partial_text=partial_text,
-            in_band=in_band,
-        )
-        kind = openrouter_kind(error if isinstance(error, dict) else {}, status)
-        if kind is None or kind == base.kind:
-            return base
-        return self.error(
-            kind,
-            base.message,
-            status=base.status,
-            request_id=base.request_id,
-            retry_after=base.retry_after,
-            partial_text=base.partial_text,
-            provider_code=base.provider_code,
-        )
+    def dialect_kind(self, error: dict[str, Any], status: int | None) -> ErrorKind | None:
+        return openrouter_kind(error, status)
 
 
 def openrouter_kind(error: Mapping[str, Any], status: int | None) -> ErrorKind | None:
