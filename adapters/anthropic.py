@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource
 
 from adapters.base import Adapter, kind_for_status
 from adapters.errors import ErrorKind, ProviderError, parse_retry_after
@@ -285,18 +285,11 @@ class AnthropicAdapter(Adapter):
                     response, expected="text/event-stream", request_id=acc.request_id
                 )
             yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
-            try:
-                async for sse in self.idle_bounded(EventSource(response).aiter_sse()):
-                    for event in self._event(sse.event, sse.data, acc, state):
-                        yield event
-                    if state.stopped:
-                        break
-            except ProviderError:
-                raise
-            except (SSEError, httpx.HTTPError, TimeoutError) as exc:
-                raise self.transport_error(
-                    exc, request_id=acc.request_id, partial_text=acc.text, streaming=True
-                ) from None
+            async for sse in self.read_stream(EventSource(response).aiter_sse(), acc):
+                for event in self._event(sse.event, sse.data, acc, state):
+                    yield event
+                if state.stopped:
+                    break
             if not state.stopped:
                 raise self.error(
                     ErrorKind.STREAM_INTERRUPTED,

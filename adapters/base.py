@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_sse import SSEError
 
 from adapters.errors import ErrorKind, ProviderError, parse_retry_after, scrub
 from adapters.types import ChatRequest, ChatResponse, StreamEvent
@@ -25,6 +26,9 @@ from adapters.types import ChatRequest, ChatResponse, StreamEvent
 if TYPE_CHECKING:
     from adapters.credentials import CredentialResolver
     from adapters.registry import ProviderEntry
+    from adapters.streaming import StreamAccumulator
+
+T = TypeVar("T")
 
 
 @cache
@@ -222,6 +226,17 @@ class Adapter(abc.ABC):
             yield response
         finally:
             await response.aclose()
+
+    async def read_stream(self, items: AsyncIterator[T], acc: StreamAccumulator) -> AsyncIterator[T]:
+        """A stream body's items under the idle bound; a transport failure, a broken SSE framing or an idle timeout
+        becomes a ProviderError keeping the request id and the partial text delivered so far."""
+        try:
+            async for item in self.idle_bounded(items):
+                yield item
+        except (SSEError, httpx.HTTPError, TimeoutError) as exc:
+            raise self.transport_error(
+                exc, request_id=acc.request_id, partial_text=acc.text, streaming=True
+            ) from None
 
     async def idle_bounded(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Yield from ``iterator``, failing with a timeout when one item takes longer than the stream idle bound."""

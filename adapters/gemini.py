@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource
 
 from adapters.base import Adapter, Timeouts, kind_for_status
 from adapters.errors import ErrorKind, ProviderError, parse_duration
@@ -382,26 +382,17 @@ class GeminiAdapter(Adapter):
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise await self._unexpected_body(response)
             started = False
-            try:
-                async for sse in self.idle_bounded(EventSource(response).aiter_sse()):
-                    if not sse.data.strip():
-                        continue
-                    chunk = self._chunk(sse.data, acc)
-                    if not started:
-                        if not chunk.get("candidates") and chunk.get("promptFeedback"):
-                            raise self._no_candidates(chunk, acc.request_id)
-                        started = True
-                        yield Start(
-                            provider_id=self.provider_id, model=request.model, request_id=acc.request_id
-                        )
-                    for event in self._chunk_events(chunk, acc):
-                        yield event
-            except ProviderError:
-                raise
-            except (SSEError, httpx.HTTPError, TimeoutError) as exc:
-                raise self.transport_error(
-                    exc, request_id=acc.request_id, partial_text=acc.text, streaming=True
-                ) from None
+            async for sse in self.read_stream(EventSource(response).aiter_sse(), acc):
+                if not sse.data.strip():
+                    continue
+                chunk = self._chunk(sse.data, acc)
+                if not started:
+                    if not chunk.get("candidates") and chunk.get("promptFeedback"):
+                        raise self._no_candidates(chunk, acc.request_id)
+                    started = True
+                    yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
+                for event in self._chunk_events(chunk, acc):
+                    yield event
             if acc.raw_finish_reason is None:
                 raise self.error(
                     ErrorKind.STREAM_INTERRUPTED,

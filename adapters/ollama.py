@@ -231,19 +231,14 @@ class OllamaAdapter(Adapter):
                 raise await self.unexpected_body(response, expected="application/x-ndjson")
             yield Start(provider_id=self.provider_id, model=request.model)
             done = False
-            try:
-                async for line in self.idle_bounded(response.aiter_lines()):
-                    if not line.strip():
-                        continue
-                    for event in self._line_events(line, acc):
-                        yield event
-                    if acc.finish_reason is not None:
-                        done = True
-                        break
-            except ProviderError:
-                raise
-            except (httpx.HTTPError, TimeoutError) as exc:
-                raise self.transport_error(exc, partial_text=acc.text, streaming=True) from None
+            async for line in self.read_stream(response.aiter_lines(), acc):
+                if not line.strip():
+                    continue
+                for event in self._line_events(line, acc):
+                    yield event
+                if acc.finish_reason is not None:
+                    done = True
+                    break
             if not done:
                 raise self.error(
                     ErrorKind.STREAM_INTERRUPTED,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource
 
 from adapters.base import Adapter, kind_for_status
 from adapters.errors import ErrorKind, ProviderError
@@ -298,22 +298,15 @@ class OpenAIAdapter(Adapter):
                 )
             yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
             done = False
-            try:
-                async for sse in self.idle_bounded(EventSource(response).aiter_sse()):
-                    data = sse.data
-                    if data.startswith("[DONE]"):
-                        done = True
-                        break
-                    if not data.strip():
-                        continue
-                    for event in self._chunk_events(data, acc):
-                        yield event
-            except ProviderError:
-                raise
-            except (SSEError, httpx.HTTPError, TimeoutError) as exc:
-                raise self.transport_error(
-                    exc, request_id=acc.request_id, partial_text=acc.text, streaming=True
-                ) from None
+            async for sse in self.read_stream(EventSource(response).aiter_sse(), acc):
+                data = sse.data
+                if data.startswith("[DONE]"):
+                    done = True
+                    break
+                if not data.strip():
+                    continue
+                for event in self._chunk_events(data, acc):
+                    yield event
             if not done:
                 raise self.error(
                     ErrorKind.STREAM_INTERRUPTED,
