@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.base import Adapter, Timeouts, shared_ssl_context
-from adapters.errors import register_secret
+from adapters.errors import register_secret, scrub
 from adapters.registry import ProviderEntry, Registry, RegistryError, load_adapter_class, load_registry
 from harness.allure_report import AllureUnavailable, find_allure_cli
 from harness.checks import CHECKS
@@ -90,26 +90,29 @@ def pytest_configure(config: pytest.Config) -> None:
         for extra in config.getoption("registry"):
             registry = registry.merge(load_registry(Path(extra)))
     except RegistryError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise setup_error(f"invalid provider registry: {_one_line_registry_error(exc)}") from None
+    certifying = _is_certification_run(config)
+    providers = _selected_providers(config.getoption("provider"), registry)
+    if certifying and not _is_xdist_worker(config):
+        # before any check runs: what would otherwise fail every check of a provider, or crash the run
+        _check_adapters_import(registry, providers)
+        _check_mock_url(config.getoption("mock_url"))
     config.stash[REGISTRY_KEY] = registry
-    config.stash[PROVIDERS_KEY] = _selected_providers(config.getoption("provider"), registry)
+    config.stash[PROVIDERS_KEY] = providers
     config.stash[COLLECTOR_KEY] = ResultCollector()
     config.stash[STAGING_KEY] = None
     config.stash[ALLURE_CLI_KEY] = None
     config.stash[OUTPUTS_KEY] = {}
     config.pluginmanager.register(CertificationRun(config), "provcert-certification-run")
-    certifying = _is_certification_run(config)
     if config.getoption("allure_html") and certifying and not _is_xdist_worker(config):
         if getattr(config.option, "allure_report_dir", None):
-            raise pytest.UsageError(
-                "--allure-html renders provcert's own per-provider results: drop --alluredir"
-            )
+            raise setup_error("--allure-html renders provcert's own per-provider results: drop --alluredir")
         try:
             config.stash[ALLURE_CLI_KEY] = find_allure_cli(
                 [config.rootpath, Path(__file__).resolve().parents[1]], config.getoption("allure_cli")
             )
         except AllureUnavailable as exc:
-            raise pytest.UsageError(f"--allure-html: {exc}") from None
+            raise setup_error(f"--allure-html: {exc}") from None
     if certifying and not getattr(config.option, "allure_report_dir", None):
         staging = Path(config.getoption("reports_dir")) / ".allure-staging"
         config.option.allure_report_dir = str(staging)
@@ -122,6 +125,53 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def setup_error(message: str) -> pytest.UsageError:
+    """A setup error: pytest exits 4 before any check runs, printing this one line (no traceback).
+
+    Raised from ``pytest_configure``, so ``pytest_sessionfinish`` never runs: no certificate is written and an
+    existing one is left as it was. A broken setup is the certifier's problem, not a failure of the adapter, and
+    must not be published as one.
+    """
+    return pytest.UsageError("provcert: " + " ".join(scrub(message).split()))
+
+
+def _one_line_registry_error(exc: RegistryError) -> str:
+    problems = "; ".join(f"{path}: {reason}" if path else reason for path, reason in exc.problems)
+    return f"{exc.source}: {problems}" if problems else str(exc)
+
+
+def _check_adapters_import(registry: Registry, providers: list[str]) -> None:
+    """Import every selected provider's adapter now, naming the real cause (``No module named ...``) if one fails."""
+    for provider in providers:
+        entry = registry.get(provider)
+        try:
+            load_adapter_class(entry)
+        except RegistryError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ImportError):
+                reason = str(cause)  # "No module named 'acme_provcert'": the real cause, as Python words it
+            elif cause is not None:
+                reason = f"{type(cause).__name__}: {cause}"
+            else:  # imported, but not a module:Class naming an Adapter subclass
+                reason = "; ".join(r for _, r in exc.problems)
+            raise setup_error(
+                f"cannot import adapter for provider {provider!r} ({entry.adapter_path}): {reason}"
+            ) from None
+
+
+def _check_mock_url(url: str | None) -> None:
+    """``--mock-url`` must answer as a provcert mock server before any check relies on it."""
+    if not url:
+        return
+    client = MockClient(url)
+    try:
+        client.health()
+    except Exception as exc:  # any failure to reach it is the same setup error; the cause is named
+        raise setup_error(f"--mock-url {url} is not a provcert mock server: {exc}") from None
+    finally:
+        client.close()
+
+
 def _selected_providers(raw: str | None, registry: Registry) -> list[str]:
     known = registry.ids()
     if raw is None or raw.strip() == "all":
@@ -129,7 +179,7 @@ def _selected_providers(raw: str | None, registry: Registry) -> list[str]:
     wanted = [p.strip() for p in raw.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in known]
     if unknown or not wanted:
-        raise pytest.UsageError(
+        raise setup_error(
             f"unknown provider {', '.join(unknown) or '(none given)'}; known providers: {', '.join(known)}"
         )
     return wanted
