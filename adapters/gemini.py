@@ -69,6 +69,22 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "IMAGE_RECITATION": "content_filter",
 }
 
+#: Candidate.FinishReason numbers, for clients that ask for ``$alt=json;enum-encoding=int`` (the Vertex AI SDK does;
+#: INDEX.md #117, #118). 0-9 are the same in every published proto (generativelanguage and aiplatform v1/v1beta1);
+#: later numbers differ between them, so they stay numbers (and map to "other").
+FINISH_REASON_NUMBERS = (
+    "FINISH_REASON_UNSPECIFIED",
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "RECITATION",
+    "OTHER",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "MALFORMED_FUNCTION_CALL",
+)
+
 #: google.rpc status names whose meaning does not depend on the message or details.
 STATUS_KINDS: dict[str, ErrorKind] = {
     "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST,
@@ -214,7 +230,7 @@ class GeminiAdapter(Adapter):
         request_id = _str_or_none(data.get("responseId"))
         candidate = self._candidate(data, request_id)
         text, tool_calls = self._parts(candidate)
-        raw_finish = _str_or_none(candidate.get("finishReason"))
+        raw_finish = _finish_name(candidate.get("finishReason"))
         usage = self.parse_usage(data.get("usageMetadata")) or estimate_usage(request, text, tool_calls)
         return ChatResponse(
             text=text,
@@ -431,7 +447,7 @@ class GeminiAdapter(Adapter):
                 )
                 if tool_event is not None:
                     events.append(tool_event)
-            raw_finish = _str_or_none(candidate.get("finishReason"))
+            raw_finish = _finish_name(candidate.get("finishReason"))
             if raw_finish:
                 acc.raw_finish_reason = raw_finish
                 acc.finish_reason = _finish(raw_finish, bool(acc.tools))
@@ -490,6 +506,13 @@ def _response_id_in(content: bytes) -> str | None:
     """The responseId of a body that cannot be used (mislabelled, cut short), so the failure can still be quoted."""
     match = RESPONSE_ID.search(content)
     return match.group(1).decode() if match else None
+
+
+def _finish_name(value: Any) -> str | None:
+    """A finishReason by name, whether it came as its name or (enum-encoding=int) as its number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return FINISH_REASON_NUMBERS[value] if 0 <= value < len(FINISH_REASON_NUMBERS) else str(value)
+    return _str_or_none(value)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -106,6 +109,159 @@ def load(path: Path) -> list[Interaction]:
 def cassettes(*parts: str) -> Iterator[Path]:
     """Every cassette file below ``real-cassettes/<parts...>``, sorted."""
     yield from sorted(SHARED_REAL_CASSETTES.joinpath(*parts).rglob("*.yaml"))
+
+
+#: INDEX.md cuts the endpoint column at this many characters (long Vertex AI paths end mid-word there).
+_INDEX_ENDPOINT_WIDTH = 80
+_FILE_ROW = re.compile(
+    r"^\|\s*(\d+)\s*\|\s*`([^`]+)`\s*\|([^|]*)\|\s*`([^`]*)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)\|\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One row of INDEX.md's file table: the way tests choose recordings (by provider and endpoint, never by host).
+
+    ``endpoint`` is the full path as recorded: INDEX.md abbreviates project and location to ``*`` and cuts long paths,
+    so the row's endpoint is completed from the first interaction of the file whose path it describes.
+    """
+
+    number: int
+    path: Path
+    provider: str
+    endpoint: str
+    stream: str
+    statuses: tuple[int, ...]
+    notes: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def id(self) -> str:
+        """A readable test id: the row number and the file stem (stems repeat across source projects)."""
+        return f"{self.number}-{self.path.stem}"
+
+    def interactions(self) -> list[Interaction]:
+        """The file's interactions on this row's endpoint (a file may also hold calls to other endpoints)."""
+        return [i for i in load(self.path) if _path(i.uri) == self.endpoint]
+
+
+def _path(uri: str) -> str:
+    return urlsplit(uri).path
+
+
+def _endpoint_pattern(listed: str) -> re.Pattern[str]:
+    """The INDEX endpoint as a pattern over recorded paths: ``*`` is one path segment; a cut endpoint is a prefix;
+    recorded paths may keep ``:`` where INDEX shows ``%3A`` (or the reverse)."""
+    colon = "(?:%3A|:)"
+    pieces = [colon.join(re.escape(q) for q in re.split("%3A|:", p)) for p in listed.split("*")]
+    body = "[^/]+".join(pieces)
+    cut = len(listed) >= _INDEX_ENDPOINT_WIDTH
+    return re.compile(body + (".*" if cut else ""))
+
+
+def _complete_endpoint(path: Path, listed: str, number: int) -> str:
+    pattern = _endpoint_pattern(listed)
+    for interaction in load(path):
+        recorded = _path(interaction.uri)
+        if pattern.fullmatch(recorded):
+            return recorded
+    raise CassetteFormatError(
+        f"{path}: INDEX.md row #{number} names endpoint {listed!r}, which no interaction has"
+    )
+
+
+@cache
+def _index(root: Path) -> tuple[Recording, ...]:
+    index_file = root / "INDEX.md"
+    try:
+        lines = index_file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CassetteFormatError(f"{index_file}: cannot read the index: {exc}") from None
+    rows = []
+    for line in lines:
+        match = _FILE_ROW.match(line)
+        if not match:
+            continue
+        number, rel, provider, listed, stream, statuses, _storage, notes = (g.strip() for g in match.groups())
+        path = root / rel
+        if not path.is_file():
+            raise CassetteFormatError(f"{index_file}: row #{number} names {rel}, which is not there")
+        rows.append(
+            Recording(
+                number=int(number),
+                path=path,
+                provider=provider,
+                endpoint=_complete_endpoint(path, listed, int(number)),
+                stream=stream,
+                statuses=tuple(int(s) for s in re.findall(r"\d{3}", statuses)),
+                notes=notes,
+            )
+        )
+    if not rows:
+        raise CassetteFormatError(f"{index_file}: no file rows found (has the table's layout changed?)")
+    return tuple(rows)
+
+
+def index(root: Path = SHARED_REAL_CASSETTES) -> tuple[Recording, ...]:
+    """Every row of INDEX.md's file table, in order (read once per root)."""
+    return _index(root.resolve())
+
+
+def recordings(
+    provider: str | Iterable[str] | None = None,
+    endpoint: str | None = None,
+    *,
+    stream: bool | None = None,
+    root: Path = SHARED_REAL_CASSETTES,
+) -> list[Recording]:
+    """The indexed recordings of a provider (INDEX.md's name, or several) whose endpoint matches ``endpoint``.
+
+    ``endpoint`` is a regular expression searched in the full recorded path (``/v1/chat/completions$``,
+    ``/converse(-stream)?$``, ``:(stream)?[gG]enerateContent$``). New recordings of other endpoints never change the
+    selection, and new recordings of the same endpoint join it: tests choose by what was called, not by host or count.
+    """
+    if not root.is_dir():
+        return []
+    names = {provider} if isinstance(provider, str) else set(provider) if provider is not None else None
+    wanted = re.compile(endpoint) if endpoint is not None else None
+    out = []
+    for row in index(root):
+        if names is not None and row.provider not in names:
+            continue
+        if wanted is not None and not wanted.search(row.endpoint):
+            continue
+        if stream is not None and (row.stream == "yes") != stream:
+            continue
+        out.append(row)
+    return out
+
+
+#: Which INDEX.md rows speak each mock wire's chat surface: (INDEX.md provider names, endpoint pattern). Rows of other
+#: endpoints of the same provider (embeddings, model lists, the Responses API, InvokeModel) are other surfaces.
+WIRE_CHAT_ENDPOINTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "openai": (("OpenAI",), r"^/v1/chat/completions$"),
+    "azure-openai": (("Azure OpenAI",), r"^/openai/deployments/[^/]+/chat/completions$"),
+    "anthropic": (("Anthropic",), r"^/v1/messages$"),
+    "gemini": (("Google Gemini API", "Google Vertex AI (Gemini)"), r":(stream)?[gG]enerateContent$"),
+    "bedrock": (("AWS Bedrock",), r"/converse(-stream)?$"),
+    "mistral": (("Mistral",), r"^/v1/chat/completions$"),
+    "openrouter": (("OpenRouter",), r"^/api/v1/chat/completions$"),
+    "ollama": (("Ollama (local, native API)",), r"^/api/chat$"),
+}
+
+
+def chat_recordings(wire: str, root: Path = SHARED_REAL_CASSETTES) -> list[Recording]:
+    """The indexed recordings of a wire's chat surface (see :data:`WIRE_CHAT_ENDPOINTS`)."""
+    try:
+        providers, endpoint = WIRE_CHAT_ENDPOINTS[wire]
+    except KeyError:
+        raise KeyError(
+            f"no chat endpoint known for wire {wire!r}; known: {sorted(WIRE_CHAT_ENDPOINTS)}"
+        ) from None
+    return recordings(providers, endpoint, root=root)
 
 
 def replay_transport(interactions: list[Interaction]) -> httpx.MockTransport:

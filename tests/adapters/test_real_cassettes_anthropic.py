@@ -14,18 +14,21 @@ from adapters.anthropic import AnthropicAdapter
 from adapters.errors import ErrorKind, ProviderError
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, Start, TextDelta, ToolCallDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 from harness.schemas import request_schema_errors
 
-FILES = [p for p in cassettes() if b"api.anthropic.com/v1/messages" in p.read_bytes()]
+#: every indexed Messages API recording, whatever feature it shows (thinking, caching, vision, tools)
+MESSAGES = recordings("Anthropic", r"^/v1/messages$")
+FILES = [r.path for r in MESSAGES]
 #: recorded error statuses -> the kind their status and type mean
 ERROR_KINDS = {404: ErrorKind.NOT_FOUND, 400: ErrorKind.BAD_REQUEST}
 FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
 
 
-def test_the_shared_anthropic_recordings_are_all_here() -> None:
-    # INDEX.md lists #7-#12 (pydantic-ai) and #48 (openllmetry)
-    assert len(FILES) == 7, f"expected the 7 shared Anthropic recordings, found {len(FILES)}"
+def test_the_messages_recordings_cover_completions_streams_and_errors() -> None:
+    """A guard against a selection that matches nothing: INDEX.md's Messages rows hold all three kinds."""
+    assert any(r.stream == "yes" for r in MESSAGES) and any(r.stream == "no" for r in MESSAGES)
+    assert any(status >= 400 for r in MESSAGES for status in r.statuses)
 
 
 def _request(recorded: Interaction) -> ChatRequest:

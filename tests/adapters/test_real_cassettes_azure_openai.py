@@ -21,18 +21,20 @@ from adapters.azure_openai import AzureOpenAIAdapter
 from adapters.errors import ErrorKind, ProviderError
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, Message
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 
-FILES = [p for p in cassettes() if b".openai.azure.com/openai/" in p.read_bytes()]
+#: every deployment endpoint: chat completions, and embeddings (whose recorded errors a chat adapter maps the same way)
+DEPLOYMENTS = recordings("Azure OpenAI", r"^/openai/deployments/[^/]+/(chat/completions|embeddings)$")
+FILES = [r.path for r in DEPLOYMENTS]
 KEY = "azure-replay-key-0123456789"
 #: what a recorded status means in the taxonomy (none of these is retryable)
 STATUS_KINDS = {401: ErrorKind.AUTH, 404: ErrorKind.NOT_FOUND}
 
 
-def test_the_shared_azure_recordings_are_all_here() -> None:
-    assert len(FILES) == 3, (
-        f"expected the three shared Azure OpenAI recordings, found {[p.name for p in FILES]}"
-    )
+def test_the_deployment_recordings_cover_chat_and_errors() -> None:
+    """A guard against a selection that matches nothing."""
+    assert any(r.endpoint.endswith("/chat/completions") for r in DEPLOYMENTS)
+    assert {401, 404} <= {status for r in DEPLOYMENTS for status in r.statuses}
 
 
 def _deployment_and_version(recorded: Interaction) -> tuple[str, str]:

@@ -2,9 +2,9 @@
 ConverseStream file parses, and what it reports matches what the recording says, read independently here (stream
 bodies are decoded with botocore's own event-stream parser, not the adapter's code path).
 
-INDEX.md #45 (``invoke-with-response-stream``) is InvokeModelWithResponseStream, a different operation whose frames wrap
-the model vendor's own JSON in base64 ``chunk`` events; the adapter speaks only Converse, so that file is listed and
-skipped with that reason rather than silently left out.
+Recordings are chosen by endpoint from INDEX.md: Converse and ConverseStream. InvokeModel and
+InvokeModelWithResponseStream (``/invoke``, ``/invoke-with-response-stream``) are other operations whose bodies are the
+model vendor's own JSON (base64 ``chunk`` events when streamed); the adapter does not speak them yet.
 """
 
 from __future__ import annotations
@@ -22,27 +22,19 @@ from adapters.bedrock import BedrockAdapter
 from adapters.errors import ErrorKind, ProviderError
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, Start, TextDelta, ToolCallDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 from harness.schemas import request_schema_errors
 
-FILES = [p for p in cassettes() if b"bedrock-runtime." in p.read_bytes()]
-CONVERSE = [p for p in FILES if b"/converse" in p.read_bytes()]
+CONVERSE_ROWS = recordings("AWS Bedrock", r"/converse(-stream)?$")
+CONVERSE = [r.path for r in CONVERSE_ROWS]
 #: recorded error bodies -> the kind their message means (a model id that does not exist is not_found)
 ERROR_KINDS = {"The provided model identifier is invalid.": ErrorKind.NOT_FOUND}
 
 
-def test_the_shared_bedrock_recordings_are_all_here() -> None:
-    assert len(FILES) == 9, [p.name for p in FILES]  # INDEX.md #1-#6, #45-#47
-    assert len(CONVERSE) == 8
-
-
-@pytest.mark.parametrize("path", [p for p in FILES if p not in CONVERSE], ids=lambda p: p.stem)
-def test_invoke_model_recordings_are_out_of_scope(path: Path) -> None:
-    uris = {i.uri for i in load(path)}
-    assert all(u.endswith("/invoke-with-response-stream") for u in uris), uris
-    pytest.skip(
-        "InvokeModelWithResponseStream is not Converse: the adapter speaks only Converse/ConverseStream"
-    )
+def test_the_converse_recordings_cover_both_operations_and_an_error() -> None:
+    """A guard against a selection that matches nothing: INDEX.md's Converse rows hold both operations and an error."""
+    assert {r.endpoint.rsplit("/", 1)[1] for r in CONVERSE_ROWS} == {"converse", "converse-stream"}
+    assert any(status >= 400 for r in CONVERSE_ROWS for status in r.statuses)
 
 
 def _model(recorded: Interaction) -> str:

@@ -1,8 +1,10 @@
 """The Gemini adapter on real recorded Gemini traffic (../shared/real-cassettes): every file parses, and what it
 reports matches what the recording says, read independently here.
 
-Vertex AI recordings (``aiplatform.googleapis.com/v1beta1/projects/...``) are a different URL surface with the same
-body format; they are replayed through the adapter with a base_url that matches the recorded resource path.
+Recordings are chosen by endpoint from INDEX.md: ``:generateContent`` and ``:streamGenerateContent`` of the Developer
+API and of Vertex AI. Vertex AI recordings (``aiplatform.googleapis.com/v1beta1/projects/...``) are a different URL
+surface with the same body format; they are replayed through the adapter with a base_url that matches the recorded
+resource path. Clients of the Vertex AI SDK ask for ``enum-encoding=int``, so those bodies carry enums as numbers.
 """
 
 from __future__ import annotations
@@ -19,19 +21,27 @@ from adapters.errors import ErrorKind, ProviderError
 from adapters.gemini import GeminiAdapter
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, Start, TextDelta, ToolCallDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 from harness.schemas import request_schema_errors, response_errors
 
-HOSTS = (b"generativelanguage.googleapis.com", b"aiplatform.googleapis.com")
-FILES = [p for p in cassettes() if any(h in p.read_bytes() for h in HOSTS)]
+GENERATE = recordings(["Google Gemini API", "Google Vertex AI (Gemini)"], r":(stream)?[gG]enerateContent$")
+FILES = [r.path for r in GENERATE]
+#: Candidate.FinishReason numbers in aiplatform v1 (google/cloud/aiplatform/v1/content.proto), for enum-encoding=int
+VERTEX_FINISH = {1: "STOP", 2: "MAX_TOKENS", 3: "SAFETY", 5: "OTHER"}
 #: google.rpc status of a recorded error -> the kind it must map to
 ERROR_KINDS = {"NOT_FOUND": ErrorKind.NOT_FOUND, "INVALID_ARGUMENT": ErrorKind.BAD_REQUEST}
 KEY = "AIza-replay-key-0000000000000000000"
 
 
-def test_the_shared_gemini_recordings_are_all_here() -> None:
-    # INDEX.md: #17, #18, #19, #21 (Developer API), #22, #23 (Vertex), #52 (gzip-compressed binary)
-    assert len(FILES) == 7, f"expected the 7 shared Gemini/Vertex recordings, found {len(FILES)}"
+def test_the_generate_recordings_cover_both_surfaces_streams_and_errors() -> None:
+    """A guard against a selection that matches nothing."""
+    assert {r.provider for r in GENERATE} == {"Google Gemini API", "Google Vertex AI (Gemini)"}
+    assert any(r.stream == "yes" for r in GENERATE) and any(r.stream == "no" for r in GENERATE)
+    assert any(status >= 400 for r in GENERATE for status in r.statuses)
+
+
+def _raw_finish(value: Any) -> Any:
+    return VERTEX_FINISH[value] if isinstance(value, int) else value
 
 
 def _split(uri: str) -> tuple[str, str, str]:
@@ -93,8 +103,11 @@ def _assert_sent(sent: httpx.Request, recorded: Interaction, *, stream: bool) ->
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_recorded_requests_fit_the_request_schema(path: Path) -> None:
-    """Real traffic validates against the same schema GLD-REQUEST holds the adapter to."""
+    """Real traffic that the service accepted validates against the same schema GLD-REQUEST holds the adapter to
+    (a request the service refused, like #115's invalid role, is allowed not to)."""
     for recorded in load(path):
+        if recorded.status >= 400:
+            continue
         errors = request_schema_errors("gemini", recorded.request_json())
         assert not errors, f"{path.name}: {errors[:3]}"
 
@@ -147,7 +160,7 @@ async def test_adapter_reads_real_recording(path: Path) -> None:
                     for c in chunks
                     if c["candidates"][0].get("finishReason")
                 ]
-                assert end.raw_finish_reason == finishes[-1]
+                assert end.raw_finish_reason == _raw_finish(finishes[-1])
                 assert events[0].request_id == end.request_id == chunks[0]["responseId"]
                 # the last snapshot wins: promptTokenCount even changes between chunks in #18, and is never summed
                 inp, out, thoughts, cached = _expected_usage(chunks[-1]["usageMetadata"])
@@ -159,13 +172,15 @@ async def test_adapter_reads_real_recording(path: Path) -> None:
                     cached,
                     "reported",
                 )
-                assert not [e for e in events if isinstance(e, ToolCallDelta)]
+                calls = [call for c in chunks for call in _calls_of(c)]
+                assert [(c.name, c.arguments) for c in end.tool_calls] == calls
+                assert bool(calls) == any(isinstance(e, ToolCallDelta) for e in events)
             else:
                 response = await adapter.complete(request)
                 body = recorded.response_json()
                 assert response.text == _text_of(body)
                 assert [(c.name, c.arguments) for c in response.tool_calls] == _calls_of(body)
-                raw = body["candidates"][0]["finishReason"]
+                raw = _raw_finish(body["candidates"][0]["finishReason"])
                 assert response.raw_finish_reason == raw
                 assert response.finish_reason == ("tool_calls" if _calls_of(body) else "stop")
                 inp, out, thoughts, cached = _expected_usage(body["usageMetadata"])

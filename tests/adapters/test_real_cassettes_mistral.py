@@ -14,15 +14,17 @@ import pytest
 from adapters.mistral import MistralAdapter
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, TextDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 
-FILES = [p for p in cassettes() if b"api.mistral.ai/v1/chat/completions" in p.read_bytes()]
+CHAT = recordings("Mistral", r"^/v1/chat/completions$")
+FILES = [r.path for r in CHAT]
 
 
-def test_the_shared_mistral_recordings_are_all_here() -> None:
-    assert len(FILES) == 3, (
-        f"expected the three shared Mistral chat recordings (#28, #29, #55), found {len(FILES)}"
-    )
+def test_the_chat_recordings_cover_completions_and_a_thinking_stream() -> None:
+    """A guard against a selection that matches nothing, and against losing the one stream of thinking parts."""
+    assert any(r.stream == "no" for r in CHAT)
+    streams = [i for r in CHAT for i in load(r.path) if i.is_stream]
+    assert any(_expected_stream(i.response_body)[1] > 0 for i in streams)
 
 
 def _request(recorded: Interaction) -> ChatRequest:
@@ -81,8 +83,7 @@ async def test_adapter_reads_real_recording(path: Path) -> None:
             assert recorded.status == 200, "a recorded Mistral error would need an error expectation here"
             if recorded.is_stream:
                 events = [e async for e in adapter.stream(request)]
-                text, thinking_parts, usage, finish = _expected_stream(recorded.response_body)
-                assert thinking_parts > 0, "this recording is the one that streams thinking parts"
+                text, _thinking, usage, finish = _expected_stream(recorded.response_body)
                 assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text != ""
                 assert not any(isinstance(e, TextDelta) and not e.text for e in events)
                 end = events[-1]

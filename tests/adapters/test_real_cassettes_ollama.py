@@ -16,20 +16,22 @@ from adapters.ollama import OllamaAdapter
 from adapters.openai import OpenAICompatibleAdapter
 from adapters.registry import ProviderEntry, load_registry
 from adapters.types import ChatRequest, End, Message, TextDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 from harness.schemas import response_errors
 
-NATIVE = [p for p in cassettes() if b"/api/chat" in p.read_bytes() and b":11434" in p.read_bytes()]
+NATIVE = [r.path for r in recordings("Ollama (local, native API)", r"^/api/chat$")]
 COMPAT = [
-    p
-    for p in cassettes()
-    if b"11434/v1/chat/completions" in p.read_bytes() or b"ollama.com/v1/" in p.read_bytes()
+    r.path
+    for r in recordings(
+        ["Ollama (local, OpenAI-compat)", "Ollama (cloud, OpenAI-compat)"], r"/v1/chat/completions$"
+    )
 ]
 
 
-def test_the_shared_ollama_recordings_are_all_here() -> None:
-    assert len(NATIVE) == 2, f"expected the two native Ollama recordings, found {NATIVE}"
-    assert len(COMPAT) == 2, f"expected the two OpenAI-compatible Ollama recordings, found {COMPAT}"
+def test_the_chat_recordings_cover_both_ollama_apis() -> None:
+    """A guard against a selection that matches nothing: a plain and a tool-calling native chat, and the compat API."""
+    assert {"tool_calls" in p.name for p in NATIVE} == {True, False}, NATIVE
+    assert COMPAT, "no OpenAI-compatible Ollama recording selected"
 
 
 def _request(recorded: Interaction) -> ChatRequest:

@@ -14,15 +14,18 @@ from adapters.errors import ErrorKind, ProviderError
 from adapters.openai import OpenAIAdapter
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, TextDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 
-FILES = [p for p in cassettes() if b"api.openai.com/v1/chat/completions" in p.read_bytes()]
+CHAT = recordings("OpenAI", r"^/v1/chat/completions$")
+FILES = [r.path for r in CHAT]
 #: recorded error files -> the kind their status and code mean
 ERROR_KINDS = {404: ErrorKind.NOT_FOUND, 400: ErrorKind.BAD_REQUEST}
 
 
-def test_the_shared_openai_recordings_are_all_here() -> None:
-    assert len(FILES) >= 8, f"expected the shared OpenAI chat recordings, found {len(FILES)}"
+def test_the_chat_recordings_cover_completions_streams_and_errors() -> None:
+    """A guard against a selection that matches nothing."""
+    assert any(r.stream == "yes" for r in CHAT) and any(r.stream == "no" for r in CHAT)
+    assert any(status >= 400 for r in CHAT for status in r.statuses)
 
 
 def _request(recorded: Interaction) -> ChatRequest:
@@ -38,6 +41,8 @@ def _request(recorded: Interaction) -> ChatRequest:
 
 
 def _expected_stream(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
+    """Text, usage and finish reason of the first choice (index 0): the normalized response is that choice, and an
+    ``n > 1`` stream interleaves the other choices' chunks (#130)."""
     text, usage, finish = "", None, None
     for line in body.decode().splitlines():
         if not line.startswith("data:") or line[5:].strip() == "[DONE]":
@@ -45,6 +50,8 @@ def _expected_stream(body: bytes) -> tuple[str, dict[str, Any] | None, str | Non
         chunk = json.loads(line[5:])
         usage = chunk.get("usage") or usage
         for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
             text += (choice.get("delta") or {}).get("content") or ""
             finish = choice.get("finish_reason") or finish
     return text, usage, finish

@@ -15,15 +15,16 @@ from adapters.errors import ErrorKind, ProviderError
 from adapters.openrouter import OpenRouterAdapter
 from adapters.registry import load_registry
 from adapters.types import ChatRequest, End, Message, TextDelta
-from harness.real_cassettes import Interaction, cassettes, load, replay_transport
+from harness.real_cassettes import Interaction, load, recordings, replay_transport
 
-FILES = [p for p in cassettes() if b"openrouter.ai/api/v1/chat/completions" in p.read_bytes()]
+CHAT = recordings("OpenRouter", r"^/api/v1/chat/completions$")
+FILES = [r.path for r in CHAT]
 
 
-def test_the_shared_openrouter_recordings_are_all_here() -> None:
-    assert len(FILES) == 3, (
-        f"expected the three shared OpenRouter recordings (#41, #43, #44), found {len(FILES)}"
-    )
+def test_the_chat_recordings_cover_completions_streams_and_errors() -> None:
+    """A guard against a selection that matches nothing."""
+    assert any(r.stream == "yes" for r in CHAT) and any(r.stream == "no" for r in CHAT)
+    assert any(status >= 400 for r in CHAT for status in r.statuses)
 
 
 def _request(recorded: Interaction) -> ChatRequest:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from mock_helpers import HTTP, stream_raw
 
-from harness.real_cassettes import cassettes, load
+from harness.real_cassettes import chat_recordings, load
 from mockserver.scenarios import PRESETS
 from mockserver.testing import MockServer
 
@@ -102,7 +102,7 @@ def text_of(evs: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def real_recording(name: str) -> Any:
-    (path,) = [p for p in cassettes() if p.name == name]
+    (path,) = [r.path for r in chat_recordings("anthropic") if r.name == name]
     return load(path)
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mock_helpers import FAKE_KEY, HTTP, SSE, chat_body, stream_raw
 
-from harness.real_cassettes import cassettes, load
+from harness.real_cassettes import load, recordings
 from mockserver.scenarios import DEFAULT_STATUS, PRESETS
 from mockserver.testing import MockServer
 
@@ -46,7 +46,7 @@ TOOLS = [
 
 
 def _recording(fragment: str) -> list[Any]:
-    (path,) = [p for p in cassettes() if fragment in p.name]
+    (path,) = [r.path for r in recordings("Azure OpenAI", r"^/openai/deployments/") if fragment in r.name]
     return load(path)
 
 

@@ -14,7 +14,7 @@ import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, EventStreamMessage
 from mock_helpers import HTTP, stream_raw
 
-from harness.real_cassettes import Interaction, cassettes, load
+from harness.real_cassettes import Interaction, chat_recordings, load
 from mockserver import aws_eventstream as es
 from mockserver.personalities.bedrock import ERRORS
 from mockserver.scenarios import PRESETS
@@ -433,7 +433,7 @@ def test_stream_errors_before_the_stream_are_json(server: MockServer, sid: str) 
 
 
 def _recorded(name: str) -> list[Interaction]:
-    (path,) = [p for p in cassettes() if p.name == name]
+    (path,) = [r.path for r in chat_recordings("bedrock") if r.name == name]
     return load(path)
 
 

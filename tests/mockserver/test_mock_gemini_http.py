@@ -13,7 +13,7 @@ import httpx
 import pytest
 from mock_helpers import HTTP, stream_raw
 
-from harness.real_cassettes import cassettes, load
+from harness.real_cassettes import recordings
 from mockserver.personalities.gemini import proto_duration
 from mockserver.scenarios import PRESETS
 from mockserver.testing import MockServer
@@ -422,10 +422,8 @@ def test_array_stream_error_is_wrapped_in_a_list(server: MockServer, sid: str) -
 def test_mock_keys_are_the_real_services_keys(server: MockServer, sid: str) -> None:
     """Every key the mock writes in a body, a candidate and usageMetadata appears in some real recording."""
     real: dict[str, set[str]] = {"body": set(), "candidate": set(), "usage": set()}
-    for path in cassettes():
-        if b"generativelanguage.googleapis.com" not in path.read_bytes():
-            continue
-        for recorded in load(path):
+    for row in recordings("Google Gemini API", r":(stream)?[gG]enerateContent$"):
+        for recorded in row.interactions():
             if recorded.status != 200:
                 continue
             bodies = chunks(recorded.response_body) if recorded.is_stream else [recorded.response_json()]
