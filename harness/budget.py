@@ -9,6 +9,22 @@ refused: their cost has no bound.
 
 Below the adapter, :class:`SendGate` (checked by the live transport just before the socket) lets a request out only
 against an armed reservation, so an adapter that sent a second, unbudgeted request would be stopped too.
+
+The reservation only bounds an *honest* upstream. One that reports more output than ``max_tokens`` (or more input than
+the request's bound), or a proxy that ignores ``max_tokens``, would otherwise be booked at whatever it claims, so the
+cap could be passed by any amount. Every call is therefore checked against its own reservation (:class:`CallMeter`):
+
+* a reported usage over ``max_tokens`` or over the input bound, or a cost over the reservation, is a *breach*;
+* a stream is metered as it arrives (the project's four-characters-a-token estimate of the text and tool-call
+  fragments received) and cut, its connection closed, once the estimate passes what an honest completion of
+  ``max_tokens`` tokens can show (:func:`output_allowance`); a cut is a breach too;
+* a breach is booked at what it cost (the reported usage, or an upper bound from the bytes received when the
+  usage is unknown), persisted in the ledger so that every worker refuses every further live call, and raised as
+  :class:`BudgetBreach`, which fails the check that made the call and, through the ledger, LIV-BUDGET.
+
+A model priced at $0 is free: its calls book $0 and never exhaust the cap, but a breach of ``max_tokens`` on it is
+still a breach. The ledger's lock is taken with a timeout (:data:`LOCK_TIMEOUT_SECONDS`): a lock held too long, or a
+ledger file that is not a ledger, raises :class:`LedgerError` naming the file instead of hanging or crashing.
 """
 
 from __future__ import annotations
@@ -16,16 +32,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.pricing import cost_for
-from adapters.types import ChatRequest, ChatResponse, End, StreamEvent, Usage
+from adapters.types import ChatRequest, ChatResponse, End, StreamEvent, TextDelta, ToolCallDelta, Usage
+from adapters.usage import CHARS_PER_TOKEN
 from harness.cassettes import write_atomic
 
 if TYPE_CHECKING:
@@ -36,6 +55,15 @@ if TYPE_CHECKING:
 TOOLS_OVERHEAD_TOKENS = 500
 PER_MESSAGE_TOKENS = 8
 PRIMING_TOKENS = 16
+#: How long a ledger operation waits for the file lock before giving up with a LedgerError (seconds). Every
+#: operation holds the lock for a few milliseconds, so a lock held this long is a stuck or foreign process.
+LOCK_TIMEOUT_SECONDS = 10.0
+#: An honest completion of ``max_tokens`` tokens is at most ``OUTPUT_SLACK * max_tokens + OUTPUT_SLACK_TOKENS``
+#: tokens by the four-characters-a-token estimate: that is eight characters a token on average, which no
+#: production tokenizer reaches over a completion (English runs near four, code near five), plus room for one
+#: very long token when ``max_tokens`` is tiny. Past it, the output is over ``max_tokens`` whatever the tokenizer.
+OUTPUT_SLACK = 2
+OUTPUT_SLACK_TOKENS = 16
 
 
 class BudgetRefused(Exception):
@@ -44,6 +72,20 @@ class BudgetRefused(Exception):
 
 class UnbudgetedSend(BaseException):
     """Raised by the gate when a request is about to leave without a reservation (never caught by adapters)."""
+
+
+class BudgetBreach(Exception):
+    """A live call cost more than its own reservation allows: booked, persisted as a breach, and every further
+    live call in every worker is refused. Not a BudgetRefused: the call *was* sent and may have overspent."""
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot be used (its lock is held too long, its file is missing or not a ledger); names the file."""
+
+
+def output_allowance(max_tokens: int) -> int:
+    """The most estimated output tokens an honest completion of ``max_tokens`` tokens can show (see OUTPUT_SLACK)."""
+    return OUTPUT_SLACK * max_tokens + OUTPUT_SLACK_TOKENS
 
 
 def input_token_bound(request: ChatRequest) -> int:
@@ -65,17 +107,30 @@ def worst_case(entry: ProviderEntry, request: ChatRequest) -> Decimal:
         raise BudgetRefused(
             f"refused a live call to {entry.provider_id}/{request.model} without max_tokens: its cost has no bound"
         )
-    bound = input_token_bound(request)
-    usage = Usage(
-        input_tokens=bound, output_tokens=request.max_tokens, total_tokens=bound + request.max_tokens
-    )
-    cost = cost_for(entry, request.model, usage)
-    if not cost.priced:
-        raise BudgetRefused(
-            f"refused a live call to {entry.provider_id}/{request.model}: the model has no price, "
-            "so its cost cannot be bounded (add prices to the registry)"
+    return _bounded_cost(entry, request, input_token_bound(request), request.max_tokens)
+
+
+def _bounded_cost(
+    entry: ProviderEntry, request: ChatRequest, input_tokens: int, output_tokens: int
+) -> Decimal:
+    """The most ``input_tokens`` in and ``output_tokens`` out can cost: priced with no cache hit and with every input
+    token a cache hit, the dearer of the two (a registry or library may price cached input above plain input)."""
+    costs = []
+    for cached in (None, input_tokens):
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+            cached_tokens=cached,
         )
-    return cost.total_usd
+        cost = cost_for(entry, request.model, usage)
+        if not cost.priced:
+            raise BudgetRefused(
+                f"refused a live call to {entry.provider_id}/{request.model}: the model has no price, "
+                "so its cost cannot be bounded (add prices to the registry)"
+            )
+        costs.append(cost.total_usd)
+    return max(costs)
 
 
 @dataclass(frozen=True)
@@ -92,31 +147,70 @@ def usd(value: Decimal | str) -> str:
 
 
 class Ledger:
-    """One run's spend, in a JSON file guarded by an exclusive ``flock`` (one budget across xdist workers)."""
+    """One run's spend, in a JSON file guarded by an exclusive ``flock`` (one budget across xdist workers).
 
-    def __init__(self, path: Path) -> None:
+    ``lock_timeout`` bounds the wait for the lock (default :data:`LOCK_TIMEOUT_SECONDS`): a run must fail with a
+    message naming the lock file, never hang, when another process holds it.
+    """
+
+    def __init__(self, path: Path, *, lock_timeout: float | None = None) -> None:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
 
     @classmethod
-    def create(cls, path: Path, cap: Decimal) -> Ledger:
+    def create(cls, path: Path, cap: Decimal, *, lock_timeout: float | None = None) -> Ledger:
         """A fresh ledger (the run's controller does this once; workers open it with ``Ledger(path)``)."""
-        ledger = cls(path)
+        ledger = cls(path, lock_timeout=lock_timeout)
         with ledger._locked(fresh=True) as state:
             state.clear()
-            state.update(cap=str(cap), spent="0", reserved={}, calls=[], refused=[], exhausted=None)
+            state.update(
+                cap=str(cap), spent="0", reserved={}, calls=[], refused=[], breaches=[], exhausted=None
+            )
         return ledger
+
+    def _acquire(self, fd: int) -> None:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LedgerError(
+                        f"{self._lock_path}: the live ledger's lock was held for more than {self.lock_timeout:g} s "
+                        "(another provcert run or a stuck worker holds it); no live call was made"
+                    ) from None
+                time.sleep(0.01)
+
+    def _load(self) -> dict[str, Any]:
+        """The ledger's state, or a LedgerError naming the file and what is wrong with it."""
+        if not self.path.exists():
+            raise LedgerError(
+                f"{self.path}: no live ledger here (the run's controller creates it when --live is on)"
+            )
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise LedgerError(
+                f"{self.path}: the live ledger is unreadable or not JSON ({type(exc).__name__}); "
+                "delete it (a new run starts a fresh one)"
+            ) from None
+        problem = _ledger_problem(state)
+        if problem is not None:
+            raise LedgerError(
+                f"{self.path}: not a provcert live ledger ({problem}); delete it (a new run starts a fresh one)"
+            )
+        state.setdefault("breaches", [])  # ledgers written before breaches were booked
+        return dict(state)
 
     @contextlib.contextmanager
     def _locked(self, fresh: bool = False) -> Iterator[dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            self._acquire(lock.fileno())
             try:
-                if fresh or not self.path.exists():
-                    state: dict[str, Any] = {}
-                else:
-                    state = json.loads(self.path.read_text(encoding="utf-8"))
+                state: dict[str, Any] = {} if fresh else self._load()
                 before = json.dumps(state, sort_keys=True)
                 yield state
                 if json.dumps(state, sort_keys=True) != before:
@@ -142,6 +236,10 @@ class Ledger:
         """Why the budget is used up (then the remaining live checks are skipped), or None."""
         return self.state().get("exhausted")
 
+    def breaches(self) -> list[dict[str, Any]]:
+        """Every breach booked in this run (any worker, any provider), oldest first."""
+        return list(self.state()["breaches"])
+
     # ----- reserve and settle
     def reserve(
         self, entry: ProviderEntry, request: ChatRequest, label: str, *, probe: bool = False
@@ -149,7 +247,8 @@ class Ledger:
         """Book the call's worst case, or raise BudgetRefused before anything is sent.
 
         A regular refusal ends the live run (the remaining live checks are skipped); a ``probe`` (LIV-BUDGET asking
-        on purpose for more than remains) is refused and logged without ending it.
+        on purpose for more than remains) is refused and logged without ending it. After a breach every call is
+        refused, probes included: an upstream that broke its bound once is not trusted with another request.
         """
         try:
             worst = worst_case(entry, request)
@@ -157,6 +256,12 @@ class Ledger:
             self._refuse(label, str(exc))
             raise
         with self._locked() as state:
+            if state["breaches"]:
+                first = state["breaches"][0]
+                raise BudgetRefused(
+                    f"refused {label}: live calls stopped after a budget breach by {first['provider']} "
+                    f"({first['label']}: {first['reason']})"
+                )
             if state.get("exhausted"):
                 raise BudgetRefused(f"refused {label}: {state['exhausted']}")
             cap, spent = Decimal(state["cap"]), Decimal(state["spent"])
@@ -188,9 +293,16 @@ class Ledger:
         with self._locked() as state:
             state["refused"].append({"label": label, "worst_case": None, "reason": f"{label}: {reason}"})
 
-    def settle(self, reservation: Reservation, actual: Decimal | None, *, sent: bool) -> Decimal:
-        """Release the reservation and book what the call cost: 0 if nothing was sent, the worst case if unknown."""
+    def settle(
+        self, reservation: Reservation, actual: Decimal | None, *, sent: bool, breach: str | None = None
+    ) -> Decimal:
+        """Release the reservation and book what the call cost: 0 if nothing was sent, the worst case if unknown.
+
+        ``breach`` (why the call passed its own reservation) books the call as a breach: ``actual`` is then what it
+        cost even beyond the reservation, and every later :meth:`reserve` in any worker is refused.
+        """
         booked = Decimal(0) if not sent else (reservation.worst_case if actual is None else actual)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with self._locked() as state:
             state["reserved"].pop(reservation.id, None)
             spent = Decimal(state["spent"]) + booked
@@ -204,19 +316,35 @@ class Ledger:
                     "booked": str(booked),
                     "actual_known": actual is not None,
                     "sent": sent,
-                    "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                    "breach": breach is not None,
+                    "worker": worker,
                 }
             )
+            if breach is not None:
+                state["breaches"].append(
+                    {
+                        "label": reservation.label,
+                        "provider": reservation.provider_id,
+                        "model": reservation.model,
+                        "reason": breach,
+                        "worst_case": str(reservation.worst_case),
+                        "booked": str(booked),
+                        "worker": worker,
+                    }
+                )
             cap = Decimal(state["cap"])
-            if spent >= cap and not state.get("exhausted"):
+            # a call that booked nothing (a free model, an unsent call) cannot have used the budget up: with a $0
+            # cap or price, "spent >= cap" would otherwise end the live run for every later provider
+            if booked > 0 and spent >= cap and not state.get("exhausted"):
                 state["exhausted"] = f"live budget reached: spent {usd(spent)} of the {usd(cap)} cap"
         return booked
 
     def summary(self) -> list[str]:
-        """The run's spend summary, one line each."""
-        state = self.state()
-        if not state:
-            return ["no live spend recorded"]
+        """The run's spend summary, one line each (a ledger that cannot be read says so, naming the file)."""
+        try:
+            state = self.state()
+        except LedgerError as exc:
+            return [str(exc)]
         cap, spent = Decimal(state["cap"]), Decimal(state["spent"])
         sent = [c for c in state["calls"] if c["sent"]]
         lines = [
@@ -229,6 +357,11 @@ class Ledger:
                 call["booked"]
             )
         lines += [f"  {provider}: {usd(amount)}" for provider, amount in sorted(by_provider.items())]
+        lines += [
+            f"  BREACH by {b['provider']} ({b['label']}): {b['reason']}; booked {usd(b['booked'])} against a "
+            f"worst case of {usd(b['worst_case'])}; every further live call was refused"
+            for b in state["breaches"]
+        ]
         lines += [f"  refused: {r['reason']}" for r in state["refused"]]
         if state["reserved"]:
             held = sum((Decimal(v) for v in state["reserved"].values()), Decimal(0))
@@ -238,6 +371,24 @@ class Ledger:
         if state.get("exhausted"):
             lines.append(f"  {state['exhausted']}")
         return lines
+
+
+def _ledger_problem(state: Any) -> str | None:
+    """What makes ``state`` not a ledger, or None (checked on every read: a raw KeyError helps nobody)."""
+    if not isinstance(state, dict):
+        return f"a JSON {type(state).__name__}, not an object"
+    for key, kind in (("cap", str), ("spent", str), ("reserved", dict), ("calls", list), ("refused", list)):
+        if not isinstance(state.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    if not isinstance(state.get("breaches", []), list):
+        return "'breaches' is not a list"
+    amounts = [state["cap"], state["spent"], *state["reserved"].values()]
+    try:
+        if not all(isinstance(a, str) and Decimal(a).is_finite() for a in amounts):
+            return "an amount is not a finite decimal string"
+    except InvalidOperation:
+        return "an amount is not a decimal number"
+    return None
 
 
 class SendGate:
@@ -260,8 +411,102 @@ class SendGate:
         self.sent += 1
 
 
+@dataclass
+class CallMeter:
+    """What one live call has shown so far, checked against the call's own reservation.
+
+    Fed the text and tool-call fragments as they arrive and the usage at the end; :meth:`over_allowance` says when a
+    stream must be cut, :meth:`verdict` what to book and whether the call was a breach.
+    """
+
+    entry: ProviderEntry
+    request: ChatRequest
+    input_bound: int
+    chars: int = 0
+    bytes: int = 0
+    usage: Usage | None = None
+    cut: bool = False
+
+    @property
+    def max_tokens(self) -> int:
+        return self.request.max_tokens or 0
+
+    @property
+    def estimated_output(self) -> int:
+        """The output received so far by the project's estimate (four characters a token)."""
+        return math.ceil(self.chars / CHARS_PER_TOKEN)
+
+    def add_text(self, text: str) -> None:
+        self.chars += len(text)
+        self.bytes += len(text.encode("utf-8", errors="surrogatepass"))
+
+    def add_event(self, event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.add_text(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self.add_text((event.name or "") + event.arguments_fragment)
+        elif isinstance(event, End):
+            self.usage = event.usage
+
+    def add_response(self, response: ChatResponse) -> None:
+        self.add_text(response.text)
+        for call in response.tool_calls:
+            self.add_text(call.name + json.dumps(call.arguments))
+        self.usage = response.usage
+
+    def over_allowance(self) -> bool:
+        """True once the text received is more than an honest completion of ``max_tokens`` tokens can be."""
+        return self.estimated_output > output_allowance(self.max_tokens)
+
+    def _upper_bound(self) -> Decimal:
+        """What the call can have cost when its usage cannot be trusted: the input bound, and the larger of
+        ``max_tokens`` and the bytes received as output (byte-level BPE never yields more tokens than bytes)."""
+        return _bounded_cost(self.entry, self.request, self.input_bound, max(self.max_tokens, self.bytes))
+
+    def verdict(self, worst: Decimal) -> tuple[Decimal | None, str | None]:
+        """``(cost to book or None when unknown, breach reason or None)`` for a call that was sent."""
+        text = (
+            f"about {self.estimated_output} tokens of output arrived ({self.chars} characters) for "
+            f"max_tokens={self.max_tokens}"
+        )
+        if self.cut:
+            return self._upper_bound(), f"{text}; the stream was cut"
+        if self.over_allowance():
+            return self._upper_bound(), f"{text} (a proxy or upstream that ignores max_tokens)"
+        usage = self.usage
+        if usage is None or usage.source != "reported":
+            return None, None  # booked at the worst case: the text stayed within max_tokens
+        problems = []
+        if usage.output_tokens > self.max_tokens:
+            problems.append(
+                f"the upstream reported {usage.output_tokens} output tokens for max_tokens={self.max_tokens}"
+            )
+        if usage.input_tokens > self.input_bound:
+            problems.append(
+                f"the upstream reported {usage.input_tokens} input tokens, "
+                f"over the request's bound of {self.input_bound}"
+            )
+        cost = cost_for(self.entry, self.request.model, usage)
+        actual = cost.total_usd if cost.priced else None
+        if actual is not None and actual > worst and not problems:
+            problems.append(f"its reported usage costs {usd(actual)}, over its reservation of {usd(worst)}")
+        return actual, "; ".join(problems) or None
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[StreamEvent]) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+    """Close an adapter's stream however the block ends (a cut included), so its HTTP response is closed now."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class BudgetedAdapter:
-    """Wraps an adapter for live calls: reserve, arm the gate for one request, call, settle with the real cost."""
+    """Wraps an adapter for live calls: reserve, arm the gate for one request, call and meter, settle with the real
+    cost; a call that passed its own reservation is booked as a breach and raised as :class:`BudgetBreach`."""
 
     def __init__(self, adapter: Adapter, entry: ProviderEntry, ledger: Ledger, gate: SendGate | None = None):
         self.adapter = adapter
@@ -270,44 +515,51 @@ class BudgetedAdapter:
         self.gate = gate
         self.costs: list[Decimal] = []
 
-    def _cost(self, request: ChatRequest, usage: Usage) -> Decimal | None:
-        if usage.source != "reported":
-            return None
-        cost = cost_for(self.entry, request.model, usage)
-        return cost.total_usd if cost.priced else None
-
     @contextlib.asynccontextmanager
-    async def _guard(
-        self, request: ChatRequest, label: str, probe: bool
-    ) -> AsyncIterator[list[Decimal | None]]:
+    async def _guard(self, request: ChatRequest, label: str, probe: bool) -> AsyncIterator[CallMeter]:
         reservation = self.ledger.reserve(self.entry, request, label, probe=probe)
         sent_before = self.gate.sent if self.gate else 0
         if self.gate:
             self.gate.arm(1)
-        actual: list[Decimal | None] = [None]
+        meter = CallMeter(self.entry, request, input_token_bound(request))
+        breach: str | None = None
         try:
-            yield actual
-        except UnbudgetedSend as exc:
-            raise BudgetRefused(str(exc)) from None
+            try:
+                yield meter
+            except UnbudgetedSend as exc:
+                raise BudgetRefused(str(exc)) from None
+            finally:
+                if self.gate:
+                    self.gate.disarm()
+                sent = self.gate.sent > sent_before if self.gate else True
+                actual, breach = meter.verdict(reservation.worst_case) if sent else (None, None)
+                self.costs.append(self.ledger.settle(reservation, actual, sent=sent, breach=breach))
         finally:
-            if self.gate:
-                self.gate.disarm()
-            sent = self.gate.sent > sent_before if self.gate else True
-            self.costs.append(self.ledger.settle(reservation, actual[0], sent=sent))
+            if breach is not None:
+                raise BudgetBreach(
+                    f"live budget breach: {label}: {breach}; booked {usd(self.costs[-1])} against its reservation "
+                    f"of {usd(reservation.worst_case)}; every further live call is refused"
+                )
 
     async def complete(
         self, request: ChatRequest, *, label: str = "complete", probe: bool = False
     ) -> ChatResponse:
-        async with self._guard(request, f"{self.entry.provider_id} {label}", probe) as actual:
+        async with self._guard(request, f"{self.entry.provider_id} {label}", probe) as meter:
             response = await self.adapter.complete(request)
-            actual[0] = self._cost(request, response.usage)
+            meter.add_response(response)
         return response
 
     async def stream(
         self, request: ChatRequest, *, label: str = "stream", probe: bool = False
     ) -> AsyncIterator[StreamEvent]:
-        async with self._guard(request, f"{self.entry.provider_id} {label}", probe) as actual:
-            async for event in self.adapter.stream(request):
-                if isinstance(event, End):
-                    actual[0] = self._cost(request, event.usage)
+        # aclosing: cutting the stream closes the adapter's generator, and with it the HTTP response
+        async with (
+            self._guard(request, f"{self.entry.provider_id} {label}", probe) as meter,
+            _closing(self.adapter.stream(request)) as events,
+        ):
+            async for event in events:
+                meter.add_event(event)
+                if meter.over_allowance():
+                    meter.cut = True
+                    break
                 yield event

@@ -8,6 +8,7 @@ is computed in one place for every provider.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,4 +104,20 @@ def make_plan(chat: ChatRequest, scenario: Scenario, seed: int, new_tool_id: Cal
         cached=scenario.cached_tokens,
         reasoning=scenario.reasoning_tokens,
     )
+    if scenario.report_input_tokens is not None or scenario.report_output_tokens is not None:
+        # a dishonest or broken upstream: it reports (and bills) these counts, so they are the truth it serves
+        reported_in = (
+            usage.input_tokens if scenario.report_input_tokens is None else scenario.report_input_tokens
+        )
+        reported_out = (
+            usage.output_tokens if scenario.report_output_tokens is None else scenario.report_output_tokens
+        )
+        usage = dataclasses.replace(
+            usage,
+            input_tokens=reported_in,
+            output_tokens=reported_out,
+            total_tokens=reported_in + reported_out,
+            cached_tokens=min(usage.cached_tokens, reported_in),
+            reasoning_tokens=min(usage.reasoning_tokens, reported_out),
+        )
     return Plan(text, split_text(text, scenario.chunks), tool_call, finish, usage)

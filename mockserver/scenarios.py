@@ -83,6 +83,18 @@ class Scenario(BaseModel):
     cached_tokens: int = Field(0, ge=0, description="report this many input tokens as served from cache")
     reasoning_tokens: int = Field(0, ge=0, description="report this many hidden reasoning tokens")
     usage: UsageMode = "normal"
+    report_input_tokens: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000_000,
+        description="report (and bill) this many input tokens instead of the truth: a dishonest upstream",
+    )
+    report_output_tokens: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000_000,
+        description="report (and bill) this many output tokens, whatever max_tokens said: a dishonest upstream",
+    )
     # --- stream timing ---
     ttft: float = Field(0.0, ge=0, description="seconds between headers and the first content chunk")
     chunk_delay: float = Field(0.0, ge=0, description="seconds between chunks")

@@ -55,20 +55,27 @@ async def test_live_stream(live, entry):
 
 @check("LIV-BUDGET")
 async def test_live_budget(live, entry):
+    breaches = live.ledger.breaches()
+    assert not breaches, "the live budget was breached (every further live call was refused): " + "; ".join(
+        f"{b['provider']} {b['label']}: {b['reason']} (booked ${Decimal(b['booked']):.6f})" for b in breaches
+    )
     state = live.ledger.state()
     cap, spent = Decimal(state["cap"]), Decimal(state["spent"])
     assert spent <= cap, f"live spend {spent} passed the cap {cap}"
-    # a call whose worst case cannot fit is refused before it is sent
     request = chat_request(entry)
     per_token = worst_case(entry, request.model_copy(update={"max_tokens": 2})) - worst_case(
         entry, request.model_copy(update={"max_tokens": 1})
     )
-    needed = int((cap - spent) / per_token) + 1000 if per_token > 0 else 10**9
-    with pytest.raises(BudgetRefused, match="before sending"):
-        await live.call(request.model_copy(update={"max_tokens": needed}), "complete", probe=True)
-    # and a call without max_tokens has no bound at all
+    # a call whose worst case cannot fit is refused before it is sent; a free model ($0 output price) has no such
+    # call (its worst case is $0 whatever max_tokens says), so nothing is sent to look for one
+    if per_token > 0:
+        needed = int((cap - spent) / per_token) + 1000
+        with pytest.raises(BudgetRefused, match="before sending"):
+            await live.call(request.model_copy(update={"max_tokens": needed}), "complete", probe=True)
+    # and a call without max_tokens has no bound at all (for a free model too: its output would be unbounded)
     with pytest.raises(BudgetRefused, match="without max_tokens"):
         await live.call(request.model_copy(update={"max_tokens": None}), "complete", probe=True)
     after = live.ledger.state()
-    assert not [c for c in after["calls"] if "(probe)" in c["label"]], "a refused call reached the ledger"
+    probes = [c for c in after["calls"] if c["provider"] == entry.provider_id and "(probe)" in c["label"]]
+    assert not probes, f"a refused {entry.provider_id} call reached the ledger: {probes}"
     assert Decimal(after["spent"]) <= cap
