@@ -40,6 +40,7 @@ SDK_PACKAGES = ("httpx", "openai", "anthropic", "google-genai", "mistralai", "ol
 #: the failure categories, one per DoD area; the five a reviewer asks about first come first
 CATEGORY_NAMES: dict[str, str] = {
     "GLD": "Wire format (golden contract, request shape)",
+    "REQ": "Request fields (what reached the wire)",
     "ERR": "Error mapping",
     "STR": "Streaming",
     "TOK": "Accounting (tokens and cost)",
@@ -105,7 +106,10 @@ def environment(
     adapter: str | None = None,
     wire: str | None = None,
     models: Sequence[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
+    """Allure's environment widget: the run, the provider, and what the certificate certified (its provenance)."""
     values = {
         "provcert.version": run.provcert_version,
         "provider": provider,
@@ -119,6 +123,19 @@ def environment(
         "python": platform.python_version(),
     }
     values.update({f"sdk.{name}": version for name, version in sdk_versions().items()})
+    if provenance:
+        repo = provenance.get("repository") or {}
+        dirty = repo.get("dirty")
+        values["git.commit"] = str(repo.get("commit", "unknown"))
+        values["git.dirty"] = "unknown" if dirty is None else str(bool(dirty)).lower()
+        values["ci.run"] = str(provenance.get("ci_run") or "")
+        for source, count in (provenance.get("golden_cassettes") or {}).items():
+            values[f"golden.{source}"] = str(count)
+    if live and live.get("requested"):
+        values["live.calls"] = str(live.get("calls", 0))
+        values["live.spend_usd"] = str(live.get("spend_usd", "0"))
+        if live.get("upstream"):
+            values["live.upstream"] = str(live["upstream"])
     return {k: v for k, v in values.items() if v != ""}
 
 

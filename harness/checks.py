@@ -13,11 +13,14 @@ from typing import Any, Literal, TypeVar
 import allure
 import pytest
 
+from adapters.errors import scrub
+
 Severity = Literal["blocker", "critical", "normal", "minor"]
 
 AREAS: dict[str, str] = {
     "REG": "Registration and configuration",
     "GLD": "Golden contract",
+    "REQ": "The request sent",
     "ERR": "Error mapping",
     "STR": "Streaming",
     "TOK": "Token and cost accounting",
@@ -60,6 +63,11 @@ _CHECKS = [
     Check("GLD-COMPLETE", "Golden non-streaming cassette replays to the expected response"),
     Check("GLD-STREAM", "Golden streaming cassette replays to the expected event sequence"),
     Check("GLD-REQUEST", "The request sent is well formed for the provider"),
+    Check(
+        "REQ-FIELDS",
+        "Every field of the normalized request reaches the wire in the provider's form, or is refused as unsupported",
+        "blocker",
+    ),
     Check("ERR-429", "Rate limit: rate_limited, retryable, retry_after parsed"),
     Check("ERR-QUOTA", "Insufficient quota: quota_exhausted, not retryable"),
     Check("ERR-401", "Authentication failure: auth, not retryable"),
@@ -136,3 +144,50 @@ NOT_APPLICABLE = "not applicable: "
 def not_applicable(reason: str) -> None:
     """End a check as not applicable; the certificate shows the reason, it is never counted as a pass."""
     pytest.skip(NOT_APPLICABLE + reason)
+
+
+# ---------------------------------------------------------------- evidence: what a passing check verified
+#: how a passing check that recorded no evidence is shown (it still passes, for now)
+NO_EVIDENCE = "(no evidence recorded)"
+#: the longest evidence line kept: one glance in a table cell, not a dump
+EVIDENCE_LIMIT = 200
+
+_evidence: list[str] | None = None
+
+
+def evidence(line: str) -> None:
+    """Record one line of evidence of what the running check verified (several calls append).
+
+    e.g. ``evidence(f"429 retry-after-ms 7300 -> {err.kind}, retryable, retry_after {err.retry_after} s, "
+    f"request id {err.request_id}")``. A pass then says what it proved: the certificate, JUnit and Allure show
+    the lines. The line is made one line, cut to :data:`EVIDENCE_LIMIT` characters and scrubbed of every
+    known credential and key-shaped string, so evidence can never leak a secret into a report.
+    """
+    if _evidence is None:
+        raise RuntimeError("evidence() records what a running check verified: call it from inside the check")
+    text = scrub(" ".join(str(line).split()))
+    if len(text) > EVIDENCE_LIMIT:
+        text = text[: EVIDENCE_LIMIT - 3] + "..."
+    if not text:
+        return
+    _evidence.append(text)
+    with allure.step(f"evidence: {text}"):
+        pass
+
+
+def begin_evidence() -> None:
+    """Start collecting evidence for the test about to run (the provcert plugin calls this)."""
+    global _evidence
+    _evidence = []
+
+
+def take_evidence() -> list[str]:
+    """The evidence the test recorded; collecting stops until the next :func:`begin_evidence`."""
+    global _evidence
+    lines, _evidence = _evidence or [], None
+    return lines
+
+
+def recorded_evidence() -> list[str]:
+    """The evidence recorded so far by the running test (without ending the collection)."""
+    return list(_evidence or [])

@@ -24,7 +24,8 @@ from adapters.base import Adapter, Timeouts, shared_ssl_context
 from adapters.errors import register_secret, scrub
 from adapters.registry import ProviderEntry, Registry, RegistryError, load_adapter_class, load_registry
 from harness.allure_report import AllureUnavailable, find_allure_cli
-from harness.checks import CHECKS
+from harness.checks import CHECKS, NO_EVIDENCE, begin_evidence, recorded_evidence, take_evidence
+from harness.golden_plugin import LEDGER_KEY
 from harness.reporting import ResultCollector
 from mockserver.client import MockClient, MockSession
 
@@ -39,6 +40,8 @@ ALLURE_CLI_KEY = pytest.StashKey[list[str] | None]()
 OUTPUTS_KEY = pytest.StashKey[dict[str, Any]]()
 #: user_properties key that carries (provider, check id) on a report, so results reach the controller under xdist
 DOD_PROPERTY = "provcert_dod"
+#: user_properties key that carries the evidence lines a passing check recorded (harness.checks.evidence)
+EVIDENCE_PROPERTY = "provcert_evidence"
 
 
 # ---------------------------------------------------------------- options and configuration
@@ -409,12 +412,31 @@ def _provcert_labels(request: pytest.FixtureRequest) -> None:
         allure.dynamic.tag(provider)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Evidence recorded from here (fixtures included) to the end of the call belongs to this test."""
+    begin_evidence()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    yield  # raises when the test failed or was skipped: nothing more to say then
+    if item.get_closest_marker("dod") and not recorded_evidence():
+        # a pass that says nothing of what it verified is shown as such in Allure (as in the certificate)
+        with allure.step(NO_EVIDENCE):
+            pass
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
+    if report.when == "call":
+        lines = take_evidence()
+        if lines:  # travels with the report, so it reaches the xdist controller too
+            report.user_properties.append((EVIDENCE_PROPERTY, lines))
     session = getattr(item, "funcargs", {}).get("mock")
     if report.when == "call" and report.failed and isinstance(session, MockSession):
         # attached now, while the test (not a fixture teardown) is allure's current step
@@ -463,10 +485,16 @@ class CertificationRun:
         self.pending: dict[str, set[str]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        evidence = [
+            str(line)
+            for name, value in report.user_properties
+            if name == EVIDENCE_PROPERTY and isinstance(value, tuple | list)
+            for line in value
+        ]
         for name, value in report.user_properties:
             if name == DOD_PROPERTY and isinstance(value, tuple | list) and len(value) == 2:
                 provider, check_id = (str(v) for v in value)
-                self.collector.record(provider, check_id, report.nodeid, report)
+                self.collector.record(provider, check_id, report.nodeid, report, evidence=evidence)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.pending = {}
@@ -530,6 +558,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         live=bool(getattr(config.option, "live", False)) and os.environ.get("CERTIFY_LIVE") == "1",
         staging=config.stash[STAGING_KEY],
         allure_cli=config.stash[ALLURE_CLI_KEY],
+        # the run's own spend ledger (None unless live was requested): "live" only when it holds sent calls
+        ledger=config.stash.get(LEDGER_KEY, None),
+        live_upstream=getattr(config.option, "live_upstream", None),
+        cassettes=Path(raw) if (raw := getattr(config.option, "cassettes_dir", None)) else None,
+        cwd=config.invocation_params.dir,
     )
     config.stash[OUTPUTS_KEY].update(outputs)
     # CI gates on the exit code: any failed applicable check fails the run (an xfail-ed check too); a check that

@@ -18,12 +18,16 @@ from harness.allure_report import RunInfo, environment, executor, generate_repor
 from harness.checks import CHECKS
 from harness.matrix import write_matrix
 from harness.reporting import ResultCollector, distribute_allure_results, provcert_version, write_certificates
+from harness.run_provenance import LiveSummary, RunProvenance, live_summaries
 
 
-def run_mode(mock_url: str | None, live: bool) -> tuple[str, Literal["mock", "live"]]:
-    """The certificate's mode ("mock", "mock (external: URL)", either with " + live") and its target."""
-    mode = f"mock (external: {mock_url})" if mock_url else "mock"
-    return (f"{mode} + live", "live") if live else (mode, "mock")
+def _ledger_state(ledger: Path | None) -> dict[str, Any] | None:
+    """This run's live-spend ledger (None when the run made no live preparations)."""
+    if ledger is None or not ledger.exists():
+        return None
+    from harness.budget import Ledger
+
+    return Ledger(ledger).state()
 
 
 def publish_run(
@@ -36,18 +40,43 @@ def publish_run(
     staging: Path | None = None,
     allure_cli: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
+    ledger: Path | None = None,
+    live_upstream: str | None = None,
+    cassettes: Path | None = None,
+    cwd: Path | None = None,
 ) -> dict[str, Any]:
+    """Write every report of the run.
+
+    ``live`` says live checks were requested (``--live`` and CERTIFY_LIVE=1); whether a certificate says "live"
+    is decided by ``ledger``, the run's spend ledger: only calls really sent to the provider count.
+    ``cwd`` is the repository under test (its commit goes on the certificate), ``cassettes`` the golden root.
+    """
     providers = collector.providers()
-    mode, target = run_mode(mock_url, live)
+    summaries = live_summaries(
+        providers, _ledger_state(ledger) if live else None, requested=live, upstream=live_upstream
+    )
+    run_provenance = RunProvenance.collect(cwd or Path.cwd(), env)
+    entries = {p: registry.get(p) if p in registry.ids() else None for p in providers}
+    provenance = {
+        p: run_provenance.for_provider(p, e.wire if e else None, cassettes) for p, e in entries.items()
+    }
     certificates = write_certificates(
-        collector, reports, registry=registry, mode=mode, catalogue=CHECKS, target=target
+        collector,
+        reports,
+        registry=registry,
+        catalogue=CHECKS,
+        mock_server=mock_url,
+        live=summaries,
+        provenance=provenance,
     )
     if staging is not None:
         distribute_allure_results(staging, reports, providers)
-    run = RunInfo(provcert_version=provcert_version(), mode=mode, target=target, mock_url=mock_url)
     names = {}
     for provider in providers:
-        entry = registry.get(provider) if provider in registry.ids() else None
+        entry = entries[provider]
+        summary = summaries.get(provider) or LiveSummary()
+        mode: Literal["mock", "live"] = "live" if summary.live else "mock"
+        run = RunInfo(provcert_version=provcert_version(), mode=mode, target=mode, mock_url=mock_url)
         names[provider] = f"provcert: {entry.display_name if entry else provider} ({provider})"
         results = reports / provider / "allure-results"
         if results.is_dir():
@@ -60,6 +89,8 @@ def publish_run(
                     adapter=entry.adapter if entry else None,
                     wire=entry.wire if entry else None,
                     models=[m.id for m in entry.models] if entry else (),
+                    provenance=provenance[provider],
+                    live=summary.as_json(),
                 ),
                 executor(provider, env),
             )

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -28,10 +28,12 @@ from jsonschema import Draft202012Validator
 
 from adapters.registry import Registry
 from harness.allure_report import tag_failure_with_check
-from harness.checks import NOT_APPLICABLE, Check
+from harness.checks import NO_EVIDENCE, NOT_APPLICABLE, Check
 from harness.junit import junit_xml
+from harness.run_provenance import LiveSummary
 
 Status = Literal["pass", "fail", "not applicable", "not run"]
+Mode = Literal["mock", "live"]
 
 
 @dataclass
@@ -40,6 +42,8 @@ class TestOutcome:
     status: Status
     detail: str = ""
     duration: float = 0.0
+    #: what the test verified, one line each (harness.checks.evidence)
+    evidence: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Verdict:
     status: Status
     detail: str = ""
     tests: list[TestOutcome] = field(default_factory=list)
+    #: a passing check's evidence: the lines its passing tests recorded, in order, each once
+    evidence: list[str] = field(default_factory=list)
 
 
 def _first_line(text: str, limit: int = 240) -> str:
@@ -76,7 +82,15 @@ class ResultCollector:
     def __init__(self) -> None:
         self._tests: dict[str, dict[str, dict[str, TestOutcome]]] = defaultdict(lambda: defaultdict(dict))
 
-    def record(self, provider: str, check_id: str, nodeid: str, report: pytest.TestReport) -> None:
+    def record(
+        self,
+        provider: str,
+        check_id: str,
+        nodeid: str,
+        report: pytest.TestReport,
+        *,
+        evidence: Sequence[str] = (),
+    ) -> None:
         tests = self._tests[provider][check_id]
         before = tests.get(nodeid)
         xfail = getattr(report, "wasxfail", None)
@@ -92,6 +106,8 @@ class ResultCollector:
         elif report.when == "call" and nodeid not in tests:
             tests[nodeid] = TestOutcome(nodeid, "pass")
         outcome = tests.get(nodeid)
+        if outcome is not None and report.when == "call" and evidence:
+            outcome.evidence = list(evidence)
         if outcome is not None:
             outcome.duration = (before.duration if before is not None else 0.0) + float(
                 report.duration or 0.0
@@ -114,7 +130,8 @@ class ResultCollector:
                 evidence = next((t.detail for t in failed if t.detail), "failed without a message")
                 out[check_id] = Verdict(check, "fail", evidence, tests)
             elif passed:
-                out[check_id] = Verdict(check, "pass", "", tests)
+                lines = list(dict.fromkeys(line for t in passed for line in t.evidence))
+                out[check_id] = Verdict(check, "pass", "", tests, lines)
             elif tests:
                 reasons = sorted({t.detail for t in tests if t.detail}) or ["skipped without a reason"]
                 out[check_id] = Verdict(check, "not applicable", "; ".join(reasons), tests)
@@ -167,9 +184,16 @@ def certificate_data(
     verdicts: Mapping[str, Verdict],
     *,
     registry: Registry,
-    mode: str,
-    target: Literal["mock", "live"] = "mock",
+    mode: Mode = "mock",
+    mock_server: str | None = None,
+    live: LiveSummary | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One provider's certificate (see certificate.schema.json).
+
+    ``mode`` is "live" only when live calls to the provider's API were made (``live`` says how many and what
+    they cost); anything else, ``--live`` included, certifies against the mock and says so.
+    """
     entry = registry.get(provider) if provider in registry.ids() else None
     totals = {
         s: sum(1 for v in verdicts.values() if v.status == s)
@@ -188,7 +212,10 @@ def certificate_data(
         "adapter": getattr(entry, "adapter", None) if entry else None,
         "provcert_version": provcert_version(),
         "mode": mode,
-        "target": target,
+        "target": mode,
+        "mock_server": mock_server or "embedded",
+        "live": (live or LiveSummary()).as_json(),
+        "provenance": dict(provenance or {}),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "verdict": verdict,
         "totals": totals,
@@ -200,12 +227,14 @@ def certificate_data(
                 "severity": v.check.severity,
                 "status": v.status,
                 "detail": v.detail,
+                "evidence": v.evidence,
                 "tests": [
                     {
                         "nodeid": t.nodeid,
                         "status": t.status,
                         "detail": t.detail,
                         "duration_s": round(t.duration, 3),
+                        "evidence": t.evidence,
                     }
                     for t in v.tests
                 ],
@@ -239,6 +268,50 @@ def _human_date(date: str) -> str:
         return date
 
 
+def _usd(amount: str) -> str:
+    return f"${amount}"
+
+
+def mode_text(data: Mapping[str, Any]) -> str:
+    """The certificate's mode as a reviewer reads it: mock (and which mock server) or live (calls and spend)."""
+    live = data.get("live") or {}
+    server = data.get("mock_server", "embedded")
+    if data["mode"] == "live":
+        cap = f" of the {_usd(live['cap_usd'])} cap" if live.get("cap_usd") is not None else ""
+        return f"live ({live['calls']} live calls, {_usd(live['spend_usd'])} spent{cap}; other checks: mock)"
+    text = "mock" if server == "embedded" else f"mock (external: {server})"
+    if live.get("upstream") and live.get("calls"):
+        text += (
+            f"; the live path was rehearsed against {live['upstream']} (--live-upstream, "
+            f"{live['calls']} calls): not live"
+        )
+    elif live.get("requested"):
+        text += "; live was requested but no live call was made (see the LIV checks)"
+    return text
+
+
+def provenance_lines(data: Mapping[str, Any]) -> list[str]:
+    """What was certified: the repository's commit, the CI run, Python and SDK versions, the golden cassettes."""
+    prov = data.get("provenance") or {}
+    if not prov:
+        return []
+    repo = prov.get("repository") or {}
+    commit = str(repo.get("commit", "unknown"))
+    dirty = repo.get("dirty")
+    state = " (dirty work tree)" if dirty else "" if dirty is False else " (work tree state unknown)"
+    parts = [f"commit `{commit}`{state}" if commit != "unknown" else "commit unknown (not a git repository)"]
+    if prov.get("ci_run"):
+        parts.append(f"CI run {prov['ci_run']}")
+    parts.append(f"Python {prov.get('python', '?')}")
+    sdks = prov.get("sdks") or {}
+    if sdks:
+        parts.append("SDKs " + ", ".join(f"{name} {version}" for name, version in sdks.items()))
+    golden = prov.get("golden_cassettes") or {}
+    if golden:
+        parts.append("golden cassettes " + ", ".join(f"{n} {source}" for source, n in golden.items()))
+    return ["Certified: " + " · ".join(_cell(p) if not p.startswith("commit `") else p for p in parts)]
+
+
 def certificate_markdown(data: Mapping[str, Any]) -> str:
     """The certificate for a pull request: verdict and totals up front, failures visible, every check one click away."""
     t = data["totals"]
@@ -250,7 +323,8 @@ def certificate_markdown(data: Mapping[str, Any]) -> str:
         "",
         f"**Verdict: {verdict.upper()}** · {t['pass']} passed · {t['fail']} failed · "
         f"{t['not applicable']} not applicable · {t['not run']} not run  ",
-        f"provcert {data['provcert_version']} · mode: {_cell(data['mode'])} · {_human_date(data['date'])}",
+        f"provcert {data['provcert_version']} · mode: {_cell(mode_text(data))} · {_human_date(data['date'])}  ",
+        *provenance_lines(data),
         "",
     ]
     if failed:
@@ -264,7 +338,12 @@ def certificate_markdown(data: Mapping[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for check in data["checks"]:
-        detail = _code_cell(check["detail"]) if check["status"] == "fail" else _cell(check["detail"])
+        if check["status"] == "pass":
+            detail = _cell("; ".join(check.get("evidence") or [NO_EVIDENCE]))
+        elif check["status"] == "fail":
+            detail = _code_cell(check["detail"])
+        else:
+            detail = _cell(check["detail"])
         lines.append(f"| {check['id']} | {_cell(check['title'])} | {_ICONS[check['status']]} | {detail} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
@@ -275,15 +354,23 @@ def write_certificates(
     reports: Path,
     *,
     registry: Registry,
-    mode: str,
     catalogue: Mapping[str, Check],
-    target: Literal["mock", "live"] = "mock",
+    mock_server: str | None = None,
+    live: Mapping[str, LiveSummary] | None = None,
+    provenance: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write each provider's certificate.json, certificate.md and junit.xml; returns the certificates."""
     written = {}
     for provider in collector.providers():
+        summary = (live or {}).get(provider) or LiveSummary()
         data = certificate_data(
-            provider, collector.verdicts(provider, catalogue), registry=registry, mode=mode, target=target
+            provider,
+            collector.verdicts(provider, catalogue),
+            registry=registry,
+            mode="live" if summary.live else "mock",
+            mock_server=mock_server,
+            live=summary,
+            provenance=(provenance or {}).get(provider),
         )
         errors = certificate_errors(data)
         if errors:  # a bug in provcert, not in the adapter: never publish a certificate the schema rejects

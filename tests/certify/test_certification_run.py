@@ -92,7 +92,7 @@ def test_certify_against_a_standalone_mock_server(tmp_path: Path) -> None:
         proc = _certify(tmp_path, "--provider", "openai", "--mock-url", url, "-k", "ERR or STR")
         assert proc.returncode == 0, proc.stdout[-4000:]
         cert = json.loads((tmp_path / "openai" / "certificate.json").read_text())
-        assert cert["mode"].startswith("mock (external")
+        assert cert["mode"] == "mock" and cert["mock_server"] == url
         assert any(c["status"] == "pass" and c["id"] == "STR-ABORT" for c in cert["checks"])
     finally:
         server.send_signal(signal.SIGTERM)
@@ -123,5 +123,6 @@ def test_bad_mock_url_is_a_usage_error(tmp_path: Path) -> None:
         timeout=120,
         env=env,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "is not a provcert mock server" in proc.stdout + proc.stderr
+    assert not (tmp_path / "openai").exists(), "a setup error must not write a certificate"
