@@ -335,7 +335,8 @@ class Ledger:
             cap = Decimal(state["cap"])
             # a call that booked nothing (a free model, an unsent call) cannot have used the budget up: with a $0
             # cap or price, "spent >= cap" would otherwise end the live run for every later provider
-            if booked > 0 and spent >= cap and not state.get("exhausted"):
+            # and a breach is not an exhausted budget: it is its own stop, and LIV-BUDGET must fail on it, not skip
+            if booked > 0 and spent >= cap and breach is None and not state.get("exhausted"):
                 state["exhausted"] = f"live budget reached: spent {usd(spent)} of the {usd(cap)} cap"
         return booked
 

@@ -56,8 +56,13 @@ async def test_live_stream(live, entry):
 @check("LIV-BUDGET")
 async def test_live_budget(live, entry):
     breaches = live.ledger.breaches()
-    assert not breaches, "the live budget was breached (every further live call was refused): " + "; ".join(
-        f"{b['provider']} {b['label']}: {b['reason']} (booked ${Decimal(b['booked']):.6f})" for b in breaches
+    assert not breaches, (
+        "; ".join(
+            f"the live budget was breached by {b['provider']} ({b['label']}): {b['reason']}, "
+            f"booked ${Decimal(b['booked']):.6f}"
+            for b in breaches
+        )
+        + "; every further live call was refused"
     )
     state = live.ledger.state()
     cap, spent = Decimal(state["cap"]), Decimal(state["spent"])

@@ -10,8 +10,14 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
+
 from harness import cassettes as fmt
 from harness.secrets import scan_all
+from mockserver.app import create_app
+from mockserver.testing import MockServer, bound_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +106,110 @@ def test_live_recording_under_a_cap_shared_by_xdist_workers(tmp_path: Path, serv
     assert len(changed) <= 2 * len(sent), "only cassettes of calls that were really made may be re-recorded"
     for path in (tmp_path / "cassettes").rglob("*.cassette.json"):
         fmt.load(path)  # every cassette still whole
+
+
+class _DishonestUpstream(MockServer):
+    """The mock as an upstream that reports (and bills) ``report_output_tokens`` whatever ``max_tokens`` said: every
+    request gets that scenario, as if a proxy in front of the provider ignored ``max_tokens``."""
+
+    def __init__(self, scenario: dict[str, object]) -> None:
+        super().__init__()
+        self.scenario = json.dumps(scenario)
+
+    async def _serve(self) -> None:
+        @web.middleware
+        async def lie(request: web.Request, handler: Handler) -> web.StreamResponse:
+            headers = CIMultiDict(request.headers)
+            headers["x-mock-scenario"] = self.scenario
+            return await handler(request.clone(headers=headers))
+
+        app = create_app(self.seed)
+        app.middlewares.insert(0, lie)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = bound_port(self._runner)
+        self._ready.set()
+
+
+def test_a_dishonest_upstream_fails_the_run_naming_the_breach(tmp_path: Path) -> None:
+    """The issue's attack end to end: a $0.0001 cap, 1M output tokens reported for max_tokens=64, two xdist workers.
+    The first call is a breach; every later live call is refused; the run fails naming the provider and the breach;
+    the spend summary says so; nothing is recorded from the lying upstream."""
+    env = {"CERTIFY_LIVE": "1", "OPENAI_API_KEY": "sk-proj-" + "L" * 40}
+    with _DishonestUpstream({"report_output_tokens": 1_000_000}) as upstream:
+        proc = _run(
+            tmp_path,
+            "--provider",
+            "openai",
+            "--live",
+            "--live-upstream",
+            upstream.url,
+            "--record-mode",
+            "once",
+            "--max-cost-usd",
+            "0.0001",
+            "-n",
+            "2",
+            env=env,
+        )
+        journal = upstream.journal()
+    assert proc.returncode == 1, proc.stdout[-4000:]
+    ledger = json.loads((tmp_path / "reports" / "live-ledger.json").read_text())
+    sent = [c for c in ledger["calls"] if c["sent"]]
+    assert (
+        1 <= len(ledger["breaches"]) == len(sent) == len(journal) <= 2
+    )  # at most one call per worker got out
+    assert all(b["provider"] == "openai" for b in ledger["breaches"])
+    assert "reported 1000000 output tokens for max_tokens=64" in proc.stdout
+    assert "BREACH by openai" in proc.stdout  # the spend summary
+    certificate = json.loads((tmp_path / "reports" / "openai" / "certificate.json").read_text())
+    assert certificate["verdict"] != "certified"
+    failed = {c["id"]: c["detail"] for c in certificate["checks"] if c["status"] == "fail"}
+    # the check that made the call fails on the breach; LIV-BUDGET too, unless another worker ran it before the breach
+    assert "LIV-SMOKE" in failed and all("reported 1000000 output tokens" in d for d in failed.values()), (
+        failed
+    )
+
+    # in one process the order is fixed (complete, stream, budget): LIV-BUDGET then always runs after the breach
+    with _DishonestUpstream({"report_output_tokens": 1_000_000}) as upstream:
+        proc = _run(
+            tmp_path,
+            "--provider",
+            "openai",
+            "--live",
+            "--live-upstream",
+            upstream.url,
+            "--max-cost-usd",
+            "0.0001",
+            "-p",
+            "no:xdist",
+            env=env,
+        )
+        assert len(upstream.journal()) == 1
+    assert proc.returncode == 1, proc.stdout[-4000:]
+    certificate = json.loads((tmp_path / "reports" / "openai" / "certificate.json").read_text())
+    [budget] = [c for c in certificate["checks"] if c["id"] == "LIV-BUDGET"]
+    assert budget["status"] == "fail" and "breached by openai (openai live-complete)" in budget["detail"], (
+        budget
+    )
+    assert "reported 1000000 output tokens for max_tokens=64" in budget["detail"]
+    assert not list((tmp_path / "cassettes").rglob("*.cassette.json"))
+
+
+def test_a_free_provider_passes_and_leaves_the_budget_to_the_next_one(tmp_path: Path, server) -> None:
+    """Ollama's models are priced $0: LIV-BUDGET must not fail for want of a call too dear to send, and its free
+    calls must not use up the cap for the provider certified after it (here with a $0 cap: only free calls fit)."""
+    env = {"CERTIFY_LIVE": "1", "OPENAI_API_KEY": "sk-proj-" + "L" * 40}
+    common = ["--live", "--live-upstream", server.url, "-p", "no:xdist"]
+    proc = _run(tmp_path, "--provider", "ollama,openai", *common, "--max-cost-usd", "0.05", env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "6 passed" in proc.stdout, proc.stdout[-2000:]
+    ledger = json.loads((tmp_path / "reports" / "live-ledger.json").read_text())
+    assert {c["provider"] for c in ledger["calls"] if c["sent"]} == {"ollama", "openai"}
+    assert not ledger["breaches"] and not ledger["exhausted"]
+    proc = _run(tmp_path, "--provider", "ollama", *common, "--max-cost-usd", "0", env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "3 passed" in proc.stdout, proc.stdout[-2000:]
+    ledger = json.loads((tmp_path / "reports" / "live-ledger.json").read_text())
+    assert Decimal(ledger["spent"]) == 0 and not ledger["exhausted"]
