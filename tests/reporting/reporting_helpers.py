@@ -185,7 +185,7 @@ FAKE_SUITE = textwrap.dedent(
 
     import pytest
 
-    from harness.checks import check, not_applicable
+    from harness.checks import check, evidence, not_applicable
 
     WANT = set(os.environ.get("PROVCERT_FAKE", "pass,na").split(","))
 
@@ -194,6 +194,14 @@ FAKE_SUITE = textwrap.dedent(
         @check("REG-ID")
         def test_passes(provider_id):
             assert provider_id
+
+    if "evidence" in WANT:
+
+        @check("REG-PRICE")
+        def test_with_evidence(provider_id):
+            evidence(f"{provider_id}: 3 models priced | per 1M tokens")
+            evidence("key sk-proj-" + "Q" * 40 + " must never reach a report")
+            evidence("long " + "x" * 400)
 
     if "na" in WANT:
 
