@@ -6,8 +6,9 @@ was sent), so every error names its problem: a test author should never have to 
 * ``GET /_mock/health`` → ``{"status": "ok", "providers": {name: prefix}}``
 * ``GET /_mock/scenarios`` → ``{"presets": {name: spec}}``
 * ``POST /_mock/sessions/{sid}/scenarios`` (a list, or ``{"scenarios": [...]}``; each a preset name or a spec
-  object, ``times`` supported) → ``{"session": sid, "queue": [{"scenario": spec, "remaining": n}]}``
-* ``GET /_mock/sessions/{sid}`` → the same queue view
+  object, ``times`` supported) → ``{"session": sid, "added": n, "queued": n, "answers": n, "evicted_sessions": n}``:
+  counts only, never the queue (echoing it let one request make the server build a 300 MB reply)
+* ``GET /_mock/sessions/{sid}`` → ``{"session": sid, "queue": [{"scenario": spec, "remaining": n}]}``
 * ``DELETE /_mock/sessions/{sid}`` → clears the session's queue and journal entries
 * ``GET /_mock/journal?session=sid&since=seq&wait=seconds`` → ``{"entries": [...]}``; first waits (up to
   ``wait`` s, default 1) until the selected entries are complete, so a test can read the journal right after
@@ -45,7 +46,14 @@ def _state(request: web.Request) -> MockState:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "providers": _state(request).providers})
+    state = _state(request)
+    usage = {
+        "journal_entries": len(state.journal),
+        "journal_bytes": state.journal.bytes,
+        "sessions": len(state.sessions),
+        "queued_bytes": state.sessions.queued_bytes,
+    }
+    return web.json_response({"status": "ok", "providers": state.providers, "usage": usage})
 
 
 async def scenarios(request: web.Request) -> web.Response:
@@ -59,16 +67,19 @@ def _queue_view(state: MockState, sid: str) -> dict[str, Any]:
 async def enqueue(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     try:
-        raw = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"request body is not valid JSON: {exc}")
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"request body over {request.client_max_size} bytes")
     try:
-        parsed = parse_scenario_list(raw)
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return _error(400, f"request body is not valid JSON: {str(exc)[:200]}")
+    state = _state(request)
+    try:
+        done = state.sessions.enqueue(sid, parse_scenario_list(raw))
     except ScenarioError as exc:
         return _error(400, str(exc))
-    state = _state(request)
-    state.sessions.enqueue(sid, parsed)
-    return web.json_response(_queue_view(state, sid))
+    return web.json_response(done.as_dict())
 
 
 async def show_session(request: web.Request) -> web.Response:

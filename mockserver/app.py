@@ -11,8 +11,14 @@ from aiohttp.typedefs import Handler
 
 from mockserver import admin
 from mockserver.engine import Engine
-from mockserver.journal import DEFAULT_MAX_ENTRIES, Journal
+from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Journal
 from mockserver.personalities import discover
+from mockserver.sessions import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TTL,
+    SessionStore,
+)
 from mockserver.state import STATE_KEY, MockState
 
 
@@ -54,14 +60,28 @@ async def not_found_as_json(request: web.Request, handler: Handler) -> web.Strea
         return response
 
 
-def create_app(seed: int = 0, journal_size: int = DEFAULT_MAX_ENTRIES) -> web.Application:
+def create_app(
+    seed: int = 0,
+    journal_size: int = DEFAULT_MAX_ENTRIES,
+    journal_bytes: int = DEFAULT_MAX_BYTES,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    queue_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+) -> web.Application:
     """A fresh server with its own journal and queues; ``seed`` varies the deterministic content.
 
-    ``journal_size`` bounds the journal (oldest entries dropped first); 0 disables journal recording, which
-    only benchmarks want (``bench/bench_mock_throughput.py`` measures the journal's cost with it).
+    ``journal_size`` and ``journal_bytes`` bound the journal (oldest entries dropped first); a journal size of
+    0 disables recording, which only benchmarks want (``bench/bench_mock_throughput.py`` measures the journal's
+    cost with it). ``session_ttl``, ``max_sessions`` and ``queue_bytes`` bound the scenario queues (idle or least
+    recently used sessions are forgotten). Together with the scenario bounds they keep the server's memory under
+    the ceiling the README documents.
     """
     app = web.Application(middlewares=[not_found_as_json])
-    state = MockState(seed=seed, journal=Journal(journal_size))
+    state = MockState(
+        seed=seed,
+        journal=Journal(journal_size, journal_bytes),
+        sessions=SessionStore(ttl=session_ttl, max_sessions=max_sessions, max_bytes=queue_bytes),
+    )
     app[STATE_KEY] = state
     admin.register(app)
     for name, cls in sorted(discover().items()):

@@ -15,7 +15,8 @@ import sys
 from aiohttp import web
 
 from mockserver.app import create_app
-from mockserver.journal import DEFAULT_MAX_ENTRIES
+from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
+from mockserver.sessions import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from mockserver.testing import bound_port
 
 
@@ -32,6 +33,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help=f"journal entries kept, oldest dropped first (default {DEFAULT_MAX_ENTRIES}); 0 disables journal "
         "recording, for benchmarks only: certification checks read the journal",
+    )
+    parser.add_argument(
+        "--journal-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help=f"bytes all journal entries may hold together, oldest dropped first (default {DEFAULT_MAX_BYTES}); "
+        "each entry keeps at most 64 KiB of request body, wire bytes and text, the rest measured (size, sha256)",
+    )
+    parser.add_argument(
+        "--session-ttl",
+        type=float,
+        default=DEFAULT_SESSION_TTL,
+        metavar="SECONDS",
+        help=f"forget a session's queued scenarios after this long unused (default {DEFAULT_SESSION_TTL:g})",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_MAX_SESSIONS,
+        metavar="N",
+        help=f"sessions with queued scenarios kept at once, least recently used evicted first (default "
+        f"{DEFAULT_MAX_SESSIONS})",
+    )
+    parser.add_argument(
+        "--queue-bytes",
+        type=int,
+        default=DEFAULT_MAX_QUEUED_BYTES,
+        metavar="BYTES",
+        help=f"bytes (estimated) all queued scenarios may hold together, least recently used sessions evicted "
+        f"first (default {DEFAULT_MAX_QUEUED_BYTES})",
     )
     parser.add_argument(
         "--replay",
@@ -54,13 +86,17 @@ async def serve(
     replay: list[str] | None = None,
     replay_timing: bool = False,
     journal_size: int = DEFAULT_MAX_ENTRIES,
+    journal_bytes: int = DEFAULT_MAX_BYTES,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    queue_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
 ) -> None:
     if replay:
         from mockserver.replay import create_replay_app
 
         app = create_replay_app(replay, timing=replay_timing)
     else:
-        app = create_app(seed, journal_size)
+        app = create_app(seed, journal_size, journal_bytes, session_ttl, max_sessions, queue_bytes)
     runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -105,5 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.journal_size < 0:
         print(f"python -m mockserver: --journal-size must be >= 0, got {args.journal_size}", file=sys.stderr)
         return 2
-    asyncio.run(serve(args.host, args.port, args.seed, args.replay, args.replay_timing, args.journal_size))
+    for option, value in (
+        ("--journal-bytes", args.journal_bytes),
+        ("--session-ttl", args.session_ttl),
+        ("--max-sessions", args.max_sessions),
+        ("--queue-bytes", args.queue_bytes),
+    ):
+        if not value > 0:
+            print(f"python -m mockserver: {option} must be > 0, got {value}", file=sys.stderr)
+            return 2
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            args.seed,
+            args.replay,
+            args.replay_timing,
+            args.journal_size,
+            args.journal_bytes,
+            args.session_ttl,
+            args.max_sessions,
+            args.queue_bytes,
+        )
+    )
     return 0

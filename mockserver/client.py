@@ -56,12 +56,17 @@ class MockClient:
         """A unique session id, so parallel tests (and xdist workers) never share queues or journal entries."""
         return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
 
-    def queue(self, session: str, *scenarios: ScenarioSpec) -> list[dict[str, Any]]:
-        """Queue scenarios (preset names, spec dicts or Scenario objects); returns the session's queue."""
-        result = self._call(
+    def queue(self, session: str, *scenarios: ScenarioSpec) -> dict[str, Any]:
+        """Queue scenarios (preset names, spec dicts or Scenario objects); returns the server's counts
+        (``added``, ``queued``, ``answers``, ``evicted_sessions``), never the queue itself."""
+        result: dict[str, Any] = self._call(
             "POST", f"/_mock/sessions/{session}/scenarios", json={"scenarios": [_spec(s) for s in scenarios]}
         )
-        queue: list[dict[str, Any]] = result["queue"]
+        return result
+
+    def pending(self, session: str) -> list[dict[str, Any]]:
+        """The session's queue: ``[{"scenario": spec, "remaining": n}, ...]``."""
+        queue: list[dict[str, Any]] = self._call("GET", f"/_mock/sessions/{session}")["queue"]
         return queue
 
     def journal(self, session: str | None = None, *, wait: float | None = None) -> list[dict[str, Any]]:

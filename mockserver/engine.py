@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import socket
 import struct
 import time
@@ -42,12 +41,12 @@ from mockserver.personalities.base import (
     ToolFragment,
 )
 from mockserver.plan import Plan, make_plan
-from mockserver.scenarios import DEFAULT_STATUS, Scenario, ScenarioError
+from mockserver.scenarios import DEFAULT_STATUS, MAX_WAIT_SECONDS, Scenario, ScenarioError
 from mockserver.sessions import header_scenario, select, session_of
 from mockserver.state import STATE_KEY, MockState
 
 #: Longest a hang or a stall keeps a connection open when the client never gives up (seconds).
-WAIT_CAP = 120.0
+WAIT_CAP = MAX_WAIT_SECONDS
 #: How often hangs and stalls look at the transport to notice the client has gone (seconds).
 POLL_INTERVAL = 0.02
 
@@ -238,7 +237,7 @@ class Engine:
     ) -> web.StreamResponse:
         p = self.personality
         raw = await request.read()
-        entry.request_body = _parse_json(raw)
+        entry.record_request(raw)
         try:
             header = header_scenario(request.headers)
         except ScenarioError as exc:
@@ -434,12 +433,3 @@ def _gone(entry: JournalEntry) -> web.StreamResponse:
     """What a handler returns when the client has left: nothing more will reach it."""
     entry.client_disconnected = True
     return web.Response(status=499)
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None

@@ -5,13 +5,20 @@ Certification checks compare adapters against these entries rather than constant
 counts it. Secrets never enter the journal; credentials are replaced by ``[REDACTED]`` (keeping the scheme
 word, e.g. ``Bearer [REDACTED]``) and a short SHA-256 fingerprint (``auth_fingerprint``: the first 12 hex
 digits of sha256(key)) lets tests tell which credential was used (rotation checks) without storing it.
+
+The journal is bounded twice: by entries (``max_entries``, oldest dropped first) and by the bytes its entries
+hold (``max_bytes``, an estimate from the sizes of what each entry keeps). One entry keeps at most
+``KEEP_BYTES`` of request body and of wire bytes and ``KEEP_BYTES`` characters of text; what is cut is named
+in the entry's ``truncated`` map with its original size and sha256, so a check can still tell what was sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -40,6 +47,15 @@ SECRET_QUERY = frozenset(
 )
 
 DEFAULT_MAX_ENTRIES = 10_000
+#: Default bound on the bytes all journal entries hold together (estimated, see :meth:`JournalEntry.cost`).
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+#: Most request-body bytes, wire bytes and text characters one entry keeps; beyond, the rest is only measured
+#: (size, sha256). Larger than any text a scenario may set, so ordinary checks always see everything.
+KEEP_BYTES = 64 * 1024
+#: Estimated memory of an entry besides its bodies, headers and texts: the dataclass, its dicts and the journaled
+#: scenario (~30 fields). Calibrated with tracemalloc (a small OpenAI completion's entry holds ~15 kB, a stream's
+#: ~19 kB); the memory-ceiling test in tests/mockserver/test_mock_limits.py checks the sum stays honest.
+ENTRY_OVERHEAD = 12 * 1024
 
 _SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
@@ -120,10 +136,18 @@ class JournalEntry:
     started_at: float = field(default_factory=time.time)
     duration_ms: float | None = None
     wire_bytes: bytearray = field(default_factory=bytearray)
+    #: What was cut from this entry: field -> ``{"size", "sha256", "kept"}`` (sizes in bytes of UTF-8 for texts).
+    truncated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The raw request body (at most KEEP_BYTES of it); parsed into ``request_body`` only when the journal is read.
+    request_raw: bytes = field(default=b"", repr=False)
     #: The request id the personality will send; it becomes ``request_id`` only once headers (or body bytes)
     #: carrying it are sent (a hang or a reset never shows the client an id, so the journal must not claim one).
     planned_request_id: str | None = field(default=None, repr=False)
     _t0: float = field(default_factory=time.monotonic, repr=False)
+    _journal: Journal | None = field(default=None, repr=False, compare=False)
+    _cost: int = field(default=0, repr=False, compare=False)
+    _wire_size: int = field(default=0, repr=False, compare=False)
+    _wire_hash: Any = field(default=None, repr=False, compare=False)
 
     def headers_sent(self, status: int, headers: Mapping[str, str]) -> None:
         """Record the status line and headers about to be sent (and the request id, if they carry it)."""
@@ -138,14 +162,81 @@ class JournalEntry:
         A provider with no request-id header (Gemini's ``responseId``) shows its id in the body: once body bytes
         carrying the planned id are sent, the client has seen it, so the journal claims it too.
         """
-        self.wire_bytes += data
+        self._keep_wire(data)
         planned = self.planned_request_id
         if self.request_id is None and planned and planned.encode() in data:
             self.request_id = planned
 
+    def _keep_wire(self, data: bytes) -> None:
+        """Keep the first KEEP_BYTES of the body; past them only count and hash (the hash starts lazily, so
+        ordinary small bodies cost nothing extra)."""
+        self._wire_size += len(data)
+        room = KEEP_BYTES - len(self.wire_bytes)
+        if len(data) <= room and self._wire_hash is None:
+            self.wire_bytes += data
+            if self._journal is not None:
+                self._journal.grow(self, len(data))
+        else:
+            if self._wire_hash is None:
+                self._wire_hash = hashlib.sha256(self.wire_bytes)
+            self._wire_hash.update(data)
+            if room > 0:
+                self.wire_bytes += data[:room]
+            self.truncated["wire"] = {
+                "size": self._wire_size,
+                "sha256": self._wire_hash.hexdigest(),
+                "kept": len(self.wire_bytes),
+            }
+            if self._journal is not None:
+                self._journal.grow(self, min(max(room, 0), len(data)))
+
+    def record_request(self, raw: bytes) -> None:
+        """Keep the request body (parsed only when the journal is read); a large one is cut to KEEP_BYTES."""
+        if len(raw) > KEEP_BYTES:
+            self.truncated["request_body"] = _measure(raw, KEEP_BYTES)
+            raw = raw[:KEEP_BYTES]
+        self.request_raw = raw
+        if self._journal is not None:
+            self._journal.account(self)
+
     def finish(self) -> None:
         self.duration_ms = round((time.monotonic() - self._t0) * 1000, 3)
+        if len(self.text_sent) > KEEP_BYTES:
+            encoded = self.text_sent.encode("utf-8", errors="surrogatepass")
+            self.truncated["text_sent"] = _measure(encoded, KEEP_BYTES) | {"characters": len(self.text_sent)}
+            self.text_sent = self.text_sent[:KEEP_BYTES]
         self.complete = True
+        if self._journal is not None:
+            self._journal.account(self)
+
+    def cost(self) -> int:
+        """Estimated bytes this entry holds: a fixed overhead plus its bodies, headers, texts and tool calls."""
+        headers = sum(len(k) + len(v) for k, v in self.request_headers.items())
+        headers += sum(len(k) + len(v) for k, v in self.response_headers.items())
+        headers += sum(len(k) + len(v) for k, v in self.query.items())
+        scenario_text = self.scenario.get("text") if self.scenario else None
+        texts = sys.getsizeof(self.text_sent) + (sys.getsizeof(scenario_text) if scenario_text else 0)
+        tools = sum(len(str(t.get("arguments", ""))) + 256 for t in self.tool_calls_sent)
+        return (
+            ENTRY_OVERHEAD
+            + len(self.request_raw)
+            + len(self.wire_bytes)
+            + headers * 2
+            + texts
+            + tools
+            + len(self.path)
+            + len(self.session)
+        )
+
+    def _request_body(self) -> Any:
+        if self.request_body is not None or not self.request_raw:
+            return self.request_body
+        if "request_body" in self.truncated:  # cut JSON does not parse: show the head as text
+            return self.request_raw.decode("utf-8", errors="replace")
+        try:
+            return json.loads(self.request_raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served by ``GET /_mock/journal``; ``wire`` is the body as UTF-8 (errors replaced)."""
@@ -157,7 +248,7 @@ class JournalEntry:
             "path": self.path,
             "query": dict(self.query),
             "request_headers": dict(self.request_headers),
-            "request_body": self.request_body,
+            "request_body": self._request_body(),
             "auth_fingerprint": self.auth_fingerprint,
             "scenario": self.scenario,
             "status": self.status,
@@ -183,6 +274,7 @@ class JournalEntry:
             "started_at": self.started_at,
             "duration_ms": self.duration_ms,
             "wire": self.wire_bytes.decode("utf-8", errors="replace"),
+            "truncated": {k: dict(v) for k, v in self.truncated.items()},
         }
 
 
@@ -193,21 +285,63 @@ class UnrecordedEntry(JournalEntry):
     def record_wire(self, data: bytes) -> None:
         pass
 
+    def record_request(self, raw: bytes) -> None:
+        pass
+
 
 class Journal:
     """A bounded, in-memory journal (oldest entries dropped first). Used from the server's event loop only.
+
+    Bounded by ``max_entries`` and by ``max_bytes`` (the sum of :meth:`JournalEntry.cost`); entries report their
+    growth as bytes are sent, and the oldest are dropped until both bounds hold (the newest entry is always kept).
 
     ``max_entries=0`` disables recording: :meth:`open` still hands the engine an entry to fill in, but skips
     redaction and fingerprinting, keeps no wire bytes, and stores nothing (``GET /_mock/journal`` answers no
     entries). Only for measuring the journal's cost; certification checks need the journal.
     """
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_entries < 0:
             raise ValueError(f"max_entries must be >= 0, got {max_entries}")
-        self._entries: deque[JournalEntry] = deque(maxlen=max_entries)
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        self._entries: deque[JournalEntry] = deque()
         self._seq = itertools.count(1)
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.recording = max_entries > 0
+        self._bytes = 0
+        #: entries dropped to keep within the bounds (not counting clear())
+        self.dropped = 0
+
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held by the entries kept (at most ``max_bytes`` unless one entry alone is larger)."""
+        return self._bytes
+
+    def account(self, entry: JournalEntry) -> None:
+        """Re-estimate ``entry`` after it grew, then drop the oldest entries until the bounds hold again."""
+        if entry._journal is not self:
+            return
+        self.grow(entry, entry.cost() - entry._cost)
+
+    def grow(self, entry: JournalEntry, delta: int) -> None:
+        """Count ``delta`` more bytes held by ``entry`` (O(1): called for every frame sent), then drop the
+        oldest entries until the bounds hold again (the newest entry itself is always kept)."""
+        if entry._journal is not self:
+            return
+        self._bytes += delta
+        entry._cost += delta
+        while self._entries and (self._bytes > self.max_bytes or len(self._entries) > self.max_entries):
+            if self._entries[0] is entry and len(self._entries) == 1:
+                break
+            self._detach(self._entries.popleft())
+            self.dropped += 1
+
+    def _detach(self, entry: JournalEntry) -> None:
+        self._bytes -= entry._cost
+        entry._journal = None
+        entry._cost = 0
 
     def open(
         self,
@@ -249,6 +383,8 @@ class Journal:
             auth_fingerprint=credential_fingerprint(auth),
         )
         self._entries.append(entry)
+        entry._journal = self
+        self.account(entry)
         return entry
 
     def entries(self, session: str | None = None, since: int = 0) -> list[JournalEntry]:
@@ -257,16 +393,22 @@ class Journal:
     def clear(self, session: str | None = None) -> int:
         """Drop all entries (or one session's); returns how many were dropped."""
         before = len(self._entries)
-        if session is None:
-            self._entries.clear()
-        else:
-            kept = [e for e in self._entries if e.session != session]
-            self._entries.clear()
-            self._entries.extend(kept)
+        kept: list[JournalEntry] = []
+        for entry in self._entries:
+            if session is None or entry.session == session:
+                self._detach(entry)
+            else:
+                kept.append(entry)
+        self._entries.clear()
+        self._entries.extend(kept)
         return before - len(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _measure(data: bytes, kept: int) -> dict[str, Any]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "kept": min(kept, len(data))}
 
 
 def headers_dict(headers: Mapping[str, str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ through the admin API.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -55,71 +56,219 @@ class ScenarioError(ValueError):
     """A scenario that cannot be understood; the message names the problem (served as a 400 by the mock)."""
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The documented upper bound of one scenario field (or of the spec as a whole).
+
+    Every bound exists because one request (a 30-byte header, one enqueue) must not be able to make the mock
+    allocate without limit: a chunk count becomes a list of frames, a text is copied into every journal entry,
+    a delay pins a connection. The README's bounds table is generated from :data:`LIMITS` (a test keeps them in
+    sync), and a spec over a bound is refused with a 400 naming the field, the value and the bound.
+    """
+
+    name: str
+    high: float
+    unit: str
+    why: str
+    low: float | None = None
+
+    def describe(self) -> str:
+        """``chunks`` is 1 .. 10000 chunks: how a 400 states the bound."""
+        high = _number(self.high)
+        span = f"at most {high}" if self.low is None else f"{_number(self.low)} .. {high}"
+        return f"{self.name} is {span} {self.unit}".rstrip()
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+#: Most content chunks (and fault points counted in chunks) one answer may have.
+MAX_CHUNKS = 10_000
+#: Longest wait any timing field may ask for (seconds); the engine caps hangs and stalls at the same value.
+MAX_WAIT_SECONDS = 120.0
+
+#: Every numeric and string field's bound, plus the bounds on a spec as a whole. Enumerated and boolean
+#: fields (``error``, ``usage``, ``hang``, ...) are bounded by their type and need no entry.
+LIMITS: dict[str, Limit] = {
+    lim.name: lim
+    for lim in [
+        Limit(
+            "spec_bytes", 262_144, "bytes", "one scenario spec (header value or JSON object), UTF-8 encoded"
+        ),
+        Limit("queue_length", 1_000, "scenarios", "scenarios queued for one session at any time"),
+        Limit("session_id", 200, "characters", "a session id in the admin API path"),
+        Limit("name", 64, "characters", "the scenario's name, copied into every journal entry"),
+        Limit("status", 599, "", "an HTTP status that can carry a body", low=200),
+        Limit("message", 4_096, "characters", "an error message, sent in every error body"),
+        Limit("retry_after", 3_600, "seconds", "a retry hint no client should wait longer than", low=0),
+        Limit("headers_delay", MAX_WAIT_SECONDS, "seconds", "a wait that pins a connection", low=0),
+        Limit("text", 32_768, "characters", "explicit text, copied into the plan, the wire and the journal"),
+        Limit("chunks", MAX_CHUNKS, "chunks", "each chunk is a frame built, sent and journaled", low=1),
+        Limit("cached_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0),
+        Limit(
+            "reasoning_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
+        ),
+        Limit(
+            "report_input_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
+        ),
+        Limit(
+            "report_output_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
+        ),
+        Limit("ttft", MAX_WAIT_SECONDS, "seconds", "a wait that pins a connection", low=0),
+        Limit("chunk_delay", 10, "seconds", "paid between every pair of chunks", low=0),
+        Limit("stall_after", MAX_CHUNKS, "chunks", "a fault point counted in chunks", low=0),
+        Limit("abort_after", MAX_CHUNKS, "chunks", "a fault point counted in chunks", low=0),
+        Limit("error_after", MAX_CHUNKS, "chunks", "a fault point counted in chunks", low=0),
+        Limit("malformed_after", MAX_CHUNKS, "chunks", "a fault point counted in chunks", low=0),
+        Limit("empty_chunks", 1_000, "frames", "each is a frame built, sent and journaled", low=0),
+        Limit("keepalives", 1_000, "frames", "each is a frame built, sent and journaled", low=0),
+        Limit("content_type", 256, "characters", "a header value (printable ASCII only)"),
+        Limit("times", 10_000, "requests", "how many requests one queued scenario answers", low=1),
+    ]
+}
+
+
+def _ge(name: str) -> float | None:
+    return LIMITS[name].low
+
+
+def _le(name: str) -> float:
+    return LIMITS[name].high
+
+
+def _max_len(name: str) -> int:
+    return int(LIMITS[name].high)
+
+
 class Scenario(BaseModel):
     """One fully resolved scenario. Every field has a neutral default: ``Scenario()`` is a plain success."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str = "custom"
+    name: str = Field("custom", max_length=_max_len("name"))
     # --- failure before any body ---
     error: FaultKind | None = Field(
         None, description="answer with this provider error instead of a completion"
     )
-    status: int | None = Field(None, ge=100, le=599, description="override the status the fault kind implies")
-    message: str | None = Field(None, description="override the error message")
-    retry_after: float | None = Field(None, ge=0, description="seconds, rendered in the provider's own form")
-    headers_delay: float = Field(0.0, ge=0, description="seconds to wait before sending headers")
+    status: int | None = Field(
+        None, ge=_ge("status"), le=_le("status"), description="override the status the fault kind implies"
+    )
+    message: str | None = Field(
+        None, max_length=_max_len("message"), description="override the error message"
+    )
+    retry_after: float | None = Field(
+        None,
+        ge=_ge("retry_after"),
+        le=_le("retry_after"),
+        description="seconds, rendered in the provider's own form",
+    )
+    headers_delay: float = Field(
+        0.0,
+        ge=_ge("headers_delay"),
+        le=_le("headers_delay"),
+        description="seconds to wait before sending headers",
+    )
     hang: bool = Field(False, description="never send headers; wait until the client gives up")
     reset: bool = Field(
         False, description="close the connection after reading the request, before any headers"
     )
     # --- content ---
     text: str | None = Field(
-        None, description="explicit completion text (default: seeded deterministic text)"
+        None,
+        max_length=_max_len("text"),
+        description="explicit completion text (default: seeded deterministic text)",
     )
-    chunks: int = Field(6, ge=1, le=10_000, description="number of content chunks the text is split into")
+    chunks: int = Field(
+        6, ge=_ge("chunks"), le=_le("chunks"), description="number of content chunks the text is split into"
+    )
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None = None
     tool_call: bool = Field(False, description="answer with a tool call for the first declared tool")
-    cached_tokens: int = Field(0, ge=0, description="report this many input tokens as served from cache")
-    reasoning_tokens: int = Field(0, ge=0, description="report this many hidden reasoning tokens")
+    cached_tokens: int = Field(
+        0,
+        ge=_ge("cached_tokens"),
+        le=_le("cached_tokens"),
+        description="report this many input tokens as served from cache",
+    )
+    reasoning_tokens: int = Field(
+        0,
+        ge=_ge("reasoning_tokens"),
+        le=_le("reasoning_tokens"),
+        description="report this many hidden reasoning tokens",
+    )
     usage: UsageMode = "normal"
     report_input_tokens: int | None = Field(
         None,
-        ge=0,
-        le=1_000_000_000,
+        ge=_ge("report_input_tokens"),
+        le=_le("report_input_tokens"),
         description="report (and bill) this many input tokens instead of the truth: a dishonest upstream",
     )
     report_output_tokens: int | None = Field(
         None,
-        ge=0,
-        le=1_000_000_000,
+        ge=_ge("report_output_tokens"),
+        le=_le("report_output_tokens"),
         description="report (and bill) this many output tokens, whatever max_tokens said: a dishonest upstream",
     )
     # --- stream timing ---
-    ttft: float = Field(0.0, ge=0, description="seconds between headers and the first content chunk")
-    chunk_delay: float = Field(0.0, ge=0, description="seconds between chunks")
+    ttft: float = Field(
+        0.0, ge=_ge("ttft"), le=_le("ttft"), description="seconds between headers and the first content chunk"
+    )
+    chunk_delay: float = Field(
+        0.0, ge=_ge("chunk_delay"), le=_le("chunk_delay"), description="seconds between chunks"
+    )
     stall_after: int | None = Field(
-        None, ge=0, description="after N content chunks, go silent until the client leaves"
+        None,
+        ge=_ge("stall_after"),
+        le=_le("stall_after"),
+        description="after N content chunks, go silent until the client leaves",
     )
     # --- stream faults ---
-    abort_after: int | None = Field(None, ge=0, description="drop the connection after N content chunks")
+    abort_after: int | None = Field(
+        None,
+        ge=_ge("abort_after"),
+        le=_le("abort_after"),
+        description="drop the connection after N content chunks",
+    )
     error_after: int | None = Field(
-        None, ge=0, description="send an in-band error event after N content chunks"
+        None,
+        ge=_ge("error_after"),
+        le=_le("error_after"),
+        description="send an in-band error event after N content chunks",
     )
     error_after_kind: FaultKind = Field("server_error", description="the kind of the in-band error")
     malformed_after: int | None = Field(
-        None, ge=0, description="send a frame that is not valid JSON after N chunks"
+        None,
+        ge=_ge("malformed_after"),
+        le=_le("malformed_after"),
+        description="send a frame that is not valid JSON after N chunks",
     )
     omit_terminator: bool = Field(False, description="end the stream without its terminator event")
-    empty_chunks: int = Field(0, ge=0, description="empty content deltas to interleave with the real ones")
-    keepalives: int = Field(0, ge=0, description="keep-alive comments / pings to interleave")
+    empty_chunks: int = Field(
+        0,
+        ge=_ge("empty_chunks"),
+        le=_le("empty_chunks"),
+        description="empty content deltas to interleave with the real ones",
+    )
+    keepalives: int = Field(
+        0, ge=_ge("keepalives"), le=_le("keepalives"), description="keep-alive comments / pings to interleave"
+    )
     # --- body faults (non-stream and stream) ---
-    content_type: str | None = Field(None, description="override the response Content-Type")
+    content_type: str | None = Field(
+        None,
+        max_length=_max_len("content_type"),
+        pattern=r"^[\x20-\x7e]*$",
+        description="override the response Content-Type",
+    )
     malformed_body: bool = Field(
         False, description="send a success status with a body that is not valid JSON"
     )
     # --- queueing ---
-    times: int = Field(1, ge=1, description="when queued: how many requests this scenario answers")
+    times: int = Field(
+        1,
+        ge=_ge("times"),
+        le=_le("times"),
+        description="when queued: how many requests this scenario answers",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
@@ -190,12 +339,10 @@ def parse_scenario(raw: str | dict[str, Any]) -> Scenario:
         text = raw.strip()
         if not text:
             raise ScenarioError("empty scenario")
+        _check_spec_size(len(text.encode("utf-8", errors="surrogatepass")))
         if not text.startswith("{"):
             return _lookup(text)
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"scenario is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        spec = _loads(text)
     else:
         spec = raw
     if not isinstance(spec, dict):
@@ -212,10 +359,54 @@ def parse_scenario(raw: str | dict[str, Any]) -> Scenario:
     try:
         return Scenario(**base)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'scenario'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ScenarioError(f"invalid scenario: {problems}") from None
+        raise ScenarioError(f"invalid scenario: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Each problem as ``field: what is wrong (got <value>; <the bound>)``, the value shortened so an attack's
+    payload is never echoed back whole."""
+    problems = []
+    errors = exc.errors()
+    for err in errors[:_MAX_PROBLEMS]:
+        where = _shown(".".join(str(p) for p in err["loc"]) or "scenario", quote=False)
+        detail = f"{where}: {err['msg']}"
+        if err["type"] != "missing":
+            detail += f" (got {_shown(err.get('input'))}"
+            bound = LIMITS.get(str(err["loc"][0])) if err["loc"] else None
+            detail += f"; {bound.describe()})" if bound is not None else ")"
+        problems.append(detail)
+    if len(errors) > _MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - _MAX_PROBLEMS} more problems")
+    return "; ".join(problems)
+
+
+#: A 400 lists at most this many problems (a spec with 10,000 unknown keys must not get a 1 MB answer).
+_MAX_PROBLEMS = 5
+
+
+def _shown(value: Any, quote: bool = True) -> str:
+    """A value as a 400 shows it: short ones whole, long strings by length only."""
+    if isinstance(value, str) and len(value) > 40:
+        return f"a string of {len(value)} characters"
+    shown = repr(value) if quote else str(value)
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({type(value).__name__})"
+
+
+def _check_spec_size(size: int) -> None:
+    bound = LIMITS["spec_bytes"]
+    if size > bound.high:
+        raise ScenarioError(f"scenario spec is {size} bytes; {bound.describe()}")
+
+
+def _loads(text: str) -> Any:
+    """JSON, or a ScenarioError: also for what ``json`` raises besides JSONDecodeError (an integer of more than
+    4300 digits is a ValueError, 2000 nested brackets a RecursionError), which would otherwise be a 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ScenarioError(f"scenario is not usable JSON: {str(exc)[:120]}") from None
 
 
 def parse_scenario_list(raw: Any) -> list[Scenario]:
@@ -226,9 +417,14 @@ def parse_scenario_list(raw: Any) -> list[Scenario]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ScenarioError("expected a non-empty list of scenarios")
+    bound = LIMITS["queue_length"]
+    if len(raw) > bound.high:
+        raise ScenarioError(f"{len(raw)} scenarios in one request; {bound.describe()}")
     out: list[Scenario] = []
     for i, item in enumerate(raw):
         try:
+            if isinstance(item, dict):
+                _check_spec_size(len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass")))
             out.append(parse_scenario(item))
         except ScenarioError as exc:
             raise ScenarioError(f"scenarios[{i}]: {exc}") from None
@@ -240,4 +436,4 @@ def _lookup(name: str) -> Scenario:
         return PRESETS[name]
     except KeyError:
         known = ", ".join(sorted(PRESETS))
-        raise ScenarioError(f"unknown scenario preset {name!r}; known presets: {known}") from None
+        raise ScenarioError(f"unknown scenario preset {_shown(name)}; known presets: {known}") from None

@@ -129,8 +129,9 @@ class MockServer:
 
     new_session = staticmethod(MockClient.new_session)
 
-    def queue(self, session: str, *scenarios: ScenarioSpec) -> list[dict[str, Any]]:
-        """Queue scenarios for a session; raises MockAdminError (a ValueError) with the server's message."""
+    def queue(self, session: str, *scenarios: ScenarioSpec) -> dict[str, Any]:
+        """Queue scenarios for a session (returns the server's counts); raises MockAdminError (a ValueError) with
+        the server's message."""
         return self.client.queue(session, *scenarios)
 
     def journal(self, session: str | None = None, wait: float = 2.0) -> list[dict[str, Any]]:

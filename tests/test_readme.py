@@ -28,3 +28,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = re.search(r"python -m pytest tests[^\n`]*", README)
     assert command is not None
     assert command.group(0).strip() in ci
+
+
+def test_the_bounds_table_is_limits() -> None:
+    """Every scenario bound the server enforces is documented with its value, and nothing else is (issue 9)."""
+    from mockserver.scenarios import LIMITS
+
+    section = README.split("### Scenario bounds", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| ([a-z_]+) \| ([^|]+) \| ([^|]+) \|$", section, re.M)
+    rows = [row for row in rows if row[0] != "bound"]  # the header row
+    documented = {name: allowed.strip() for name, allowed, _why in rows}
+    expected = {name: lim.describe()[len(name) + len(" is ") :] for name, lim in LIMITS.items()}
+    assert documented == expected
+    assert {name: why.strip() for name, _allowed, why in rows} == {n: lim.why for n, lim in LIMITS.items()}

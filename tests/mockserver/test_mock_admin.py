@@ -27,11 +27,13 @@ def test_queue_show_and_clear(server: MockServer, sid: str) -> None:
     url = f"{server.url}/_mock/sessions/{sid}"
     r = HTTP.post(f"{url}/scenarios", json={"scenarios": [{"preset": "rate_limit", "times": 2}, "ok"]})
     assert r.status_code == 200
-    queue = r.json()["queue"]
+    assert r.json() == {"session": sid, "added": 2, "queued": 2, "answers": 3, "evicted_sessions": 0}
+    queue = HTTP.get(url).json()["queue"]
     assert [(q["scenario"]["name"], q["remaining"]) for q in queue] == [("rate_limit", 2), ("ok", 1)]
     r = HTTP.post(f"{url}/scenarios", json=["timeout"])
-    assert [q["scenario"]["name"] for q in r.json()["queue"]] == ["rate_limit", "ok", "timeout"]
-    assert len(HTTP.get(url).json()["queue"]) == 3
+    assert "queue" not in r.json(), "the enqueue reply must not echo the queue"
+    assert (r.json()["added"], r.json()["queued"], r.json()["answers"]) == (1, 3, 4)
+    assert [q["scenario"]["name"] for q in HTTP.get(url).json()["queue"]] == ["rate_limit", "ok", "timeout"]
     assert HTTP.delete(url).json()["cleared"] is True
     assert HTTP.get(url).json()["queue"] == []
 
