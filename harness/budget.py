@@ -57,7 +57,9 @@ PER_MESSAGE_TOKENS = 8
 PRIMING_TOKENS = 16
 #: How long a ledger operation waits for the file lock before giving up with a LedgerError (seconds). Every
 #: operation holds the lock for a few milliseconds, so a lock held this long is a stuck or foreign process.
+#: ``PROVCERT_LEDGER_LOCK_TIMEOUT`` overrides it (e.g. for a ledger on a slow network file system).
 LOCK_TIMEOUT_SECONDS = 10.0
+LOCK_TIMEOUT_ENV = "PROVCERT_LEDGER_LOCK_TIMEOUT"
 #: An honest completion of ``max_tokens`` tokens is at most ``OUTPUT_SLACK * max_tokens + OUTPUT_SLACK_TOKENS``
 #: tokens by the four-characters-a-token estimate: that is eight characters a token on average, which no
 #: production tokenizer reaches over a completion (English runs near four, code near five), plus room for one
@@ -81,6 +83,20 @@ class BudgetBreach(Exception):
 
 class LedgerError(RuntimeError):
     """The ledger cannot be used (its lock is held too long, its file is missing or not a ledger); names the file."""
+
+
+def lock_timeout_default() -> float:
+    """:data:`LOCK_TIMEOUT_SECONDS`, or ``PROVCERT_LEDGER_LOCK_TIMEOUT`` when set (a LedgerError if it is no number)."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return LOCK_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise LedgerError(f"{LOCK_TIMEOUT_ENV}={raw[:40]!r} is not a number of seconds >= 0")
+    return value
 
 
 def output_allowance(max_tokens: int) -> int:
@@ -149,14 +165,14 @@ def usd(value: Decimal | str) -> str:
 class Ledger:
     """One run's spend, in a JSON file guarded by an exclusive ``flock`` (one budget across xdist workers).
 
-    ``lock_timeout`` bounds the wait for the lock (default :data:`LOCK_TIMEOUT_SECONDS`): a run must fail with a
+    ``lock_timeout`` bounds the wait for the lock (default :func:`lock_timeout_default`): a run must fail with a
     message naming the lock file, never hang, when another process holds it.
     """
 
     def __init__(self, path: Path, *, lock_timeout: float | None = None) -> None:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
-        self.lock_timeout = LOCK_TIMEOUT_SECONDS if lock_timeout is None else lock_timeout
+        self.lock_timeout = lock_timeout_default() if lock_timeout is None else lock_timeout
 
     @classmethod
     def create(cls, path: Path, cap: Decimal, *, lock_timeout: float | None = None) -> Ledger:

@@ -93,9 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
     cap = _cap(config)
     config.stash[LEDGER_KEY] = None
     if _live_requested(config) and not hasattr(config, "workerinput"):
-        from harness.budget import Ledger
+        from harness.budget import Ledger, LedgerError
 
-        Ledger.create(ledger_path(config), cap)  # once per run: xdist workers share it
+        try:
+            Ledger.create(ledger_path(config), cap)  # once per run: xdist workers share it
+        except LedgerError as exc:  # its lock held by another run: a usage error naming the file, not a hang
+            raise pytest.UsageError(f"provcert: {exc}") from None
         config.stash[LEDGER_KEY] = ledger_path(config)
 
 

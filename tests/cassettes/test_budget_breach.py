@@ -326,6 +326,17 @@ def test_a_held_lock_times_out_with_a_clear_error_and_nothing_is_sent(
     assert _call(server, entry, ledger).error is None  # released: works again
 
 
+def test_the_lock_timeout_comes_from_the_environment_and_a_bad_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVCERT_LEDGER_LOCK_TIMEOUT", "0.25")
+    assert Ledger(tmp_path / "l.json").lock_timeout == 0.25
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("PROVCERT_LEDGER_LOCK_TIMEOUT", bad)
+        with pytest.raises(LedgerError, match="PROVCERT_LEDGER_LOCK_TIMEOUT"):
+            Ledger(tmp_path / "l.json")
+
+
 def test_a_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match=r"nothing\.json: no live ledger here"):
         Ledger(tmp_path / "nothing.json").exhausted()

@@ -213,3 +213,27 @@ def test_a_free_provider_passes_and_leaves_the_budget_to_the_next_one(tmp_path: 
     assert "3 passed" in proc.stdout, proc.stdout[-2000:]
     ledger = json.loads((tmp_path / "reports" / "live-ledger.json").read_text())
     assert Decimal(ledger["spent"]) == 0 and not ledger["exhausted"]
+
+
+def test_a_held_ledger_lock_is_a_usage_error_naming_it_not_a_hang(tmp_path: Path) -> None:
+    """Another run (or a stuck worker) holds the ledger's lock: the run stops at once with exit 4 and the lock file's
+    name, after PROVCERT_LEDGER_LOCK_TIMEOUT seconds, instead of waiting forever."""
+    import fcntl
+    import time
+
+    lock = tmp_path / "reports" / "live-ledger.json.lock"
+    lock.parent.mkdir(parents=True)
+    env = {
+        "CERTIFY_LIVE": "1",
+        "OPENAI_API_KEY": "sk-proj-" + "L" * 40,
+        "PROVCERT_LEDGER_LOCK_TIMEOUT": "0.5",
+    }
+    with open(lock, "a+") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        started = time.monotonic()
+        proc = _run(tmp_path, "--provider", "openai", "--live", "-p", "no:xdist", env=env)
+        elapsed = time.monotonic() - started
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"{lock}: the live ledger's lock was held for more than 0.5 s" in proc.stdout + proc.stderr
+    assert elapsed < 60
+    assert not (tmp_path / "reports" / "live-ledger.json").exists()
