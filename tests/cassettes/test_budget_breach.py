@@ -154,7 +154,7 @@ def test_a_breach_fails_the_recording_and_leaves_no_cassette(
 
 
 # ---------------------------------------------------------------- streams
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama", "bedrock", "mistral"])
 def test_a_stream_past_its_worst_case_is_cut_as_it_arrives(
     server: MockServer, registry: Registry, tmp_path: Path, provider: str
 ) -> None:
@@ -207,6 +207,38 @@ def test_an_honest_stream_is_not_cut_and_books_its_reported_cost(
     [sent] = server.journal(session)
     assert result.error is None and sent["terminated"] and not ledger.breaches()
     assert ledger.spent == cost_for(entry, entry.models[0].id, _usage(sent)).total_usd
+
+
+def test_no_real_recording_would_be_cut_at_its_own_output_count() -> None:
+    """OUTPUT_SLACK against real traffic: for every golden cassette of a real provider with reported usage, a stream
+    whose max_tokens was exactly the output it reported would not have been cut (its text stays in the allowance)."""
+    from harness.cassettes import DEFAULT_ROOT
+
+    checked = 0
+    for path in sorted(DEFAULT_ROOT.glob("*/real-*.expected.json")):
+        for result in json.loads(path.read_text(encoding="utf-8"))["results"]:
+            if result.get("response"):
+                response = result["response"]
+                text = response["text"] + "".join(
+                    c["name"] + json.dumps(c["arguments"]) for c in response["tool_calls"]
+                )
+                usage = response["usage"]
+            else:
+                events = result.get("events") or []
+                text = "".join(
+                    e.get("text", "") + (e.get("name") or "") + e.get("arguments_fragment", "")
+                    for e in events
+                )
+                usage = next((e["usage"] for e in events if e.get("type") == "end"), None)
+            if not usage or usage["source"] != "reported" or not usage["output_tokens"]:
+                continue
+            checked += 1
+            assert estimate_tokens(text) <= output_allowance(usage["output_tokens"]), (
+                path.name,
+                usage,
+                len(text),
+            )
+    assert checked >= 20, f"only {checked} real recordings with reported usage: the check proves little"
 
 
 # ---------------------------------------------------------------- the accounting property
