@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -487,15 +488,16 @@ def _markdown(reports: Sequence[ModuleReport]) -> str:
         f"Goal: at least {GOAL:.0%} of non-equivalent mutants killed in every module. Score = (killed + timeout) / "
         "(total - equivalent - error). `not run` = mutants left out of a sampled run (`--max-mutants`, `--lines`).",
         "",
-        "| module | oracle | total | killed | timeout | survived | equivalent | unexplained | not run | score |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | oracle | total | killed | timeout | survived | equivalent | missing check | unexplained | not run "
+        "| score |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reports:
         c, score = r.counts(), r.score()
         shown = "n/a" if score is None else f"{score:.1%}" + ("" if score >= GOAL else " (below goal)")
         lines.append(
             f"| `{r.module}` | {', '.join(r.oracle)} | {c['total']} | {c['killed']} | {c['timeout']} | "
-            f"{c['survived']} | {c['equivalent']} | {c['unexplained']} | {r.not_run} | {shown} |"
+            f"{c['survived']} | {c['equivalent']} | {c['needs_check']} | {c['unexplained']} | {r.not_run} | {shown} |"
         )
     for r in reports:
         survivors = [m for m in r.mutants if m.outcome == "survived"]
@@ -527,8 +529,10 @@ def _markdown(reports: Sequence[ModuleReport]) -> str:
 # ------------------------------------------------------------------------------------------- cosmic-ray sessions
 
 
-def _config(module: str, providers: Sequence[str], timeout: float, reports_dir: Path) -> str:
-    command = " ".join(oracle_command(providers, reports_dir))
+def _config(
+    module: str, providers: Sequence[str], timeout: float, reports_dir: Path, select: Sequence[str]
+) -> str:
+    command = shlex.join(oracle_command(providers, reports_dir, select))
     return (
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module)}\n"
@@ -557,19 +561,25 @@ def run_module(
     lines: tuple[int, int] | None = None,
     sessions: Path = SESSIONS_DIR,
     worktree: bool = False,
+    select: Sequence[str] = (),
+    providers: Sequence[str] | None = None,
     log: Any = print,
 ) -> ModuleReport:
-    """Mutate one module in a sandbox, judge every mutant with its oracle, write modules/<name>.json."""
+    """Mutate one module in a sandbox, judge every mutant with its oracle, write modules/<name>.json.
+
+    ``select`` narrows the oracle to some files (or tests) of suites/certify and ``providers`` replaces the module's
+    providers: a quicker, weaker oracle, for trying things out.
+    """
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
-    providers = oracle_for(module)
+    providers = tuple(providers or oracle_for(module))
     started = time.monotonic()
     source = "work tree" if worktree else f"commit {head_commit()}"
     with sandbox(worktree) as box:
         if not (box / module).is_file():
             raise SystemExit(f"{module} is not in the {source}")
-        outcome, check, baseline = run_oracle(box, providers, timeout=900)
+        outcome, check, baseline = run_oracle(box, providers, timeout=900, select=select)
         if outcome != "survived":
             raise SystemExit(
                 f"baseline: the unmutated certification of {', '.join(providers)} fails ({check})"
@@ -577,7 +587,7 @@ def run_module(
         timeout = round(max(30.0, 3 * baseline + 10), 1)
         reports_dir = box / "build" / "oracle-reports"
         config = box / "build" / "cosmic-ray.toml"
-        config.write_text(_config(module, providers, timeout, reports_dir), encoding="utf-8")
+        config.write_text(_config(module, providers, timeout, reports_dir, select), encoding="utf-8")
         sessions.mkdir(parents=True, exist_ok=True)
         session = sessions / f"{_stem(module)}.sqlite"
         subprocess.run(  # noqa: S603 - cosmic-ray's CLI in our interpreter, no shell
@@ -743,6 +753,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=DEFAULT_OUT, help="report directory (default reports/mutation)"
     )
     parser.add_argument("--report-only", action="store_true", help="rebuild summary.* from modules/*.json")
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        help="only this suites/certify file as the oracle (repeatable)",
+    )
     parser.add_argument("--worktree", action="store_true", help="mutate the work tree, not the last commit")
     parser.add_argument("--no-nice", action="store_true", help="do not lower this run's CPU priority")
     args = parser.parse_args(argv)
@@ -756,7 +772,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"no oracle for {', '.join(unknown)}; known: {', '.join(sorted(ORACLES))}")
         for module in chosen:
             report = run_module(
-                module, out=args.out, max_mutants=args.max_mutants, lines=args.lines, worktree=args.worktree
+                module,
+                out=args.out,
+                max_mutants=args.max_mutants,
+                lines=args.lines,
+                worktree=args.worktree,
+                select=args.select,
             )
             print(f"{module}: {report.counts()} score {report.score()}")
     summary = write_summary(args.out)
