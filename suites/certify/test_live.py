@@ -13,8 +13,8 @@ import pytest
 
 from adapters.types import End
 from harness.assertions import chat_request
-from harness.budget import BudgetRefused, worst_case
-from harness.checks import check
+from harness.budget import BudgetRefused, usd, worst_case
+from harness.checks import check, evidence
 from harness.schemas import has_schema, response_errors
 
 
@@ -28,6 +28,17 @@ def _drift(entry, result) -> list[str]:
     return problems
 
 
+def _wire_and_cost(entry, result) -> str:
+    """The part of a live check's evidence every live call shares: what came over the wire, the schema check, the
+    spend booked (the drift check runs only where the wire has golden response schemas, and says so)."""
+    statuses = ",".join(str(w.status) for w in result.wire)
+    schemas = f"matches the {entry.wire} golden schemas"
+    if not has_schema(entry.wire, "response"):
+        schemas = f"no {entry.wire} response schema to check"
+    booked = f"booked {usd(result.booked)}" if result.booked is not None else "nothing booked"
+    return f"HTTP {statuses}, {schemas}, {booked}"
+
+
 @check("LIV-SMOKE")
 async def test_live_complete(live, entry):
     result = await live.call(chat_request(entry), "complete")
@@ -37,6 +48,12 @@ async def test_live_complete(live, entry):
     problems = _drift(entry, result)
     assert not problems, f"the live response drifted from the {entry.wire} golden schemas: " + "; ".join(
         problems[:5]
+    )
+    response = result.response
+    evidence(
+        f"live complete {response.model}: {len(response.text)} chars, {len(response.tool_calls)} tool calls, "
+        f"usage in {response.usage.input_tokens}/out {response.usage.output_tokens}; "
+        + _wire_and_cost(entry, result)
     )
 
 
@@ -50,6 +67,11 @@ async def test_live_stream(live, entry):
     problems = _drift(entry, result)
     assert not problems, f"the live stream drifted from the {entry.wire} golden schemas: " + "; ".join(
         problems[:5]
+    )
+    end = result.events[-1]
+    evidence(
+        f"live stream: {len(result.events)} events ending in End ({end.finish_reason}, usage in "
+        f"{end.usage.input_tokens}/out {end.usage.output_tokens}); " + _wire_and_cost(entry, result)
     )
 
 
@@ -73,10 +95,12 @@ async def test_live_budget(live, entry):
     )
     # a call whose worst case cannot fit is refused before it is sent; a free model ($0 output price) has no such
     # call (its worst case is $0 whatever max_tokens says), so nothing is sent to look for one
+    over_cap = "a free model has no over-cap call"
     if per_token > 0:
         needed = int((cap - spent) / per_token) + 1000
         with pytest.raises(BudgetRefused, match="before sending"):
             await live.call(request.model_copy(update={"max_tokens": needed}), "complete", probe=True)
+        over_cap = f"max_tokens {needed} (over the cap) refused before sending"
     # and a call without max_tokens has no bound at all (for a free model too: its output would be unbounded)
     with pytest.raises(BudgetRefused, match="without max_tokens"):
         await live.call(request.model_copy(update={"max_tokens": None}), "complete", probe=True)
@@ -84,3 +108,7 @@ async def test_live_budget(live, entry):
     probes = [c for c in after["calls"] if c["provider"] == entry.provider_id and "(probe)" in c["label"]]
     assert not probes, f"a refused {entry.provider_id} call reached the ledger: {probes}"
     assert Decimal(after["spent"]) <= cap
+    evidence(
+        f"no breach, run spent {usd(after['spent'])} <= cap {usd(cap)}; {over_cap}; a call without max_tokens refused; "
+        "no refused call booked"
+    )

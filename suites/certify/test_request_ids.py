@@ -6,7 +6,7 @@ import pytest
 
 from adapters.errors import ProviderError
 from harness.assertions import chat_request, only, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 
 
 @check("RID-OK")
@@ -19,6 +19,7 @@ async def test_response_request_id(adapter, mock):
     assert response.request_id == sent["request_id"], (
         f"request_id {response.request_id!r}, sent {sent['request_id']!r}"
     )
+    evidence(f"{sent['status']} ok: response request id {response.request_id} == journal request id")
 
 
 @check("RID-ERR")
@@ -32,6 +33,10 @@ async def test_error_request_id(adapter, mock, fault):
         not_applicable("the provider sends no request id on errors")
     assert info.value.request_id == sent["request_id"], (
         f"error request_id {info.value.request_id!r}, sent {sent['request_id']!r}"
+    )
+    evidence(
+        f"{sent['status']} {fault} -> {info.value.kind.value}: error request id {info.value.request_id} "
+        "== journal request id"
     )
 
 
@@ -49,7 +54,12 @@ async def test_stream_request_id(make_adapter, mock, entry, scenario):
     assert run.starts and run.starts[0].request_id == sent["request_id"], "Start event lost the request id"
     if scenario == "ok":
         assert run.ends and run.ends[0].request_id == sent["request_id"], "End event lost the request id"
+        evidence(f"stream ok: Start and End request id {run.ends[0].request_id} == journal request id")
     else:
         assert run.error is not None and run.error.request_id == sent["request_id"], (
             "in-band error lost the request id"
+        )
+        evidence(
+            f"stream {sent['inband_error'] or scenario} in-band -> {run.error.kind.value}: Start and error "
+            f"request id {run.error.request_id} == journal request id"
         )

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from adapters.base import Timeouts
 from adapters.errors import ProviderError
 from harness.assertions import chat_request, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 from harness.secrets import scan_all
 
 
@@ -23,6 +23,10 @@ def test_cassettes_clean(provider_id, golden_root):
         not_applicable(f"no cassettes recorded for {provider_id} yet (cassettes/{provider_id}/ is empty)")
     findings = scan_all(files)
     assert not findings, "secrets in cassettes: " + "; ".join(str(f) for f in findings[:5])
+    evidence(
+        f"{len(files)} files in cassettes/{provider_id}/ scanned (provider key patterns, detect-secrets): "
+        "0 findings"
+    )
 
 
 @check("SEC-SURFACE")
@@ -36,7 +40,8 @@ async def test_no_secret_on_any_surface(
     gateway = make_gateway({entry.provider_id: adapter})
     surfaces: list[str] = [repr(adapter), str(adapter)]
     request = chat_request(entry)
-    for fault in ("auth_error", "rate_limit", "bad_request", "timeout", "malformed_body"):
+    faults = ("auth_error", "rate_limit", "bad_request", "timeout", "malformed_body")
+    for fault in faults:
         spec = {"preset": fault, "times": entry.retry.max_attempts}
         mock.queue({**spec, "retry_after": 0.01} if fault == "rate_limit" else spec)
         try:
@@ -62,11 +67,17 @@ async def test_no_secret_on_any_surface(
         json.dumps(dict(span.attributes or {}), default=str) for span in span_exporter.get_finished_spans()
     ]
     surfaces += [json.dumps(e, default=str) for e in mock.journal()]
+    spans = len(span_exporter.get_finished_spans())
     assert len(credentials.resolved) > 0, (
         "the adapter never resolved its credential; the check proved nothing"
     )
     leaks = [s[:120] for s in surfaces if credentials.current in s]
     assert not leaks, f"the credential leaked into {len(leaks)} surface(s), e.g. {leaks[0]!r}"
+    calls = f"{len(faults)} faults, " + ("an in-band stream error, " if entry.capabilities.streaming else "")
+    evidence(
+        f"credential resolved {len(credentials.resolved)}x; absent from all {len(surfaces)} surfaces after "
+        f"{calls}a success (errors, reprs, {len(caplog.records)} log records, {spans} spans, journal)"
+    )
 
 
 @check("SEC-EGRESS")
@@ -83,3 +94,4 @@ async def test_only_registered_host(make_adapter, mock, entry):
     assert not strays, f"requests left the registered host {allowed.netloc}: {strays}"
     off_path = [u for u in urls if not urlsplit(u).path.startswith(allowed.path)]
     assert not off_path, f"requests outside the registered base path {allowed.path}: {off_path}"
+    evidence(f"all {len(urls)} requests went to the registered {allowed.netloc}, under {allowed.path or '/'}")

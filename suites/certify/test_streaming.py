@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from adapters.base import Timeouts
 from adapters.errors import ErrorKind
 from adapters.types import End, Start, TextDelta, ToolCallDelta
 from harness.assertions import FAULT_KINDS, assert_error, chat_request, only, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +39,18 @@ def _assert_partial(run, sent, what: str) -> None:
     )
 
 
+def _clip(text: str, keep: int = 24) -> str:
+    """A text as evidence: its start (quoted) and its length, enough to recognize it, short enough for a cell."""
+    shown = text if len(text) <= keep else text[:keep] + "..."
+    return f"{shown!r} ({len(text)} chars)"
+
+
+def _partial(run: Any, sent: Mapping[str, Any]) -> str:
+    """What :func:`_assert_partial` verified, as evidence: no End, and the partial text equal to the journal's."""
+    rid = f", request id {run.error.request_id}" if sent.get("request_id") else ""
+    return f"no End, partial {_clip(run.error.partial_text, 16)} == deltas == journal text_sent{rid}"
+
+
 @check("STR-ORDER")
 async def test_order(make_adapter, mock):
     run, sent = await _stream(make_adapter, mock, {"preset": "ok", "chunks": 9})
@@ -52,6 +66,11 @@ async def test_order(make_adapter, mock):
     assert sum(isinstance(e, TextDelta) for e in run.events) >= 2, (
         "the text arrived in fewer deltas than chunks sent"
     )
+    deltas = sum(isinstance(e, TextDelta) for e in run.events)
+    evidence(
+        f"{sent['chunks_sent']} chunks sent -> 1 Start, {deltas} text deltas, 1 End; "
+        f"deltas {_clip(run.text)} == journal text_sent"
+    )
 
 
 @check("STR-EMPTY")
@@ -66,6 +85,11 @@ async def test_empty_chunks_not_forwarded(make_adapter, mock):
     assert sent["frames_sent"] > sent["chunks_sent"], (
         "the mock sent no extra empty frames; the check proved nothing"
     )
+    deltas = sum(isinstance(e, TextDelta) for e in run.events)
+    evidence(
+        f"{sent['frames_sent']} frames for {sent['chunks_sent']} chunks (empty chunks, keep-alives) -> "
+        f"{deltas} text deltas, none empty; text {_clip(run.text)} == journal text_sent"
+    )
 
 
 @check("STR-ABORT")
@@ -76,6 +100,10 @@ async def test_abort(make_adapter, mock, provider_id):
         run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id
     )
     _assert_partial(run, sent, "abort")
+    evidence(
+        f"dropped after {sent['aborted_after_chunks']} chunks -> {run.error.kind.value}, "
+        + _partial(run, sent)
+    )
 
 
 @check("STR-INBAND")
@@ -86,6 +114,10 @@ async def test_inband_error(make_adapter, mock, provider_id, fault):
     kinds, _ = FAULT_KINDS[fault]
     assert_error(run.error, sent, kinds=kinds, retryable=None, provider_id=provider_id)
     _assert_partial(run, sent, "in-band error")
+    evidence(
+        f"in-band {sent['inband_error']} after {sent['chunks_sent']} chunks -> {run.error.kind.value}, "
+        + _partial(run, sent)
+    )
 
 
 @check("STR-TRUNCATED")
@@ -96,6 +128,9 @@ async def test_truncated(make_adapter, mock, provider_id):
         run.error, sent, kinds={ErrorKind.STREAM_INTERRUPTED}, retryable=None, provider_id=provider_id
     )
     _assert_partial(run, sent, "truncated stream")
+    evidence(
+        f"no terminator after {sent['chunks_sent']} chunks -> {run.error.kind.value}, " + _partial(run, sent)
+    )
 
 
 @check("STR-MALFORMED")
@@ -105,18 +140,30 @@ async def test_malformed_frame(make_adapter, mock, provider_id):
     )
     assert_error(run.error, sent, kinds={ErrorKind.INVALID_RESPONSE}, retryable=None, provider_id=provider_id)
     assert not run.ends, "a stream with a malformed frame was reported complete"
+    rid = f", request id {run.error.request_id}" if sent.get("request_id") else ""
+    evidence(
+        f"malformed frame after {sent['chunks_sent']} chunks -> {run.error.kind.value}, no End, "
+        f"{len(run.deltas)} deltas before it{rid}"
+    )
 
 
 @check("STR-STALL")
 async def test_stall(make_adapter, mock, provider_id):
+    bound = Timeouts(connect=1, read=2, stream_idle=0.2)
+    started = time.monotonic()
     run, sent = await _stream(
         make_adapter,
         mock,
         {"preset": "stall_mid_stream", "stall_after": 2},
-        timeouts=Timeouts(connect=1, read=2, stream_idle=0.2),
+        timeouts=bound,
     )
+    elapsed = time.monotonic() - started
     assert_error(run.error, sent, kinds={ErrorKind.TIMEOUT}, retryable=None, provider_id=provider_id)
     _assert_partial(run, sent, "stall")
+    evidence(
+        f"stall after {sent['chunks_sent']} chunks, idle bound {bound.stream_idle}s -> {run.error.kind.value} "
+        f"after {elapsed:.2f}s, " + _partial(run, sent)
+    )
 
 
 @check("STR-END")
@@ -133,6 +180,15 @@ async def test_end_event(make_adapter, mock, entry):
         f"End.request_id {end.request_id!r}, sent {sent['request_id']!r}"
     )
     assert end.usage.output_tokens > 0 and end.usage.input_tokens > 0, f"End usage is empty: {end.usage}"
+    evidence(
+        f"1 End: finish_reason stop (raw {end.raw_finish_reason} == journal), usage in {end.usage.input_tokens}/"
+        f"out {end.usage.output_tokens}, "
+        + (
+            f"request id {end.request_id} == journal"
+            if sent["request_id"]
+            else "no request id sent, End has none"
+        )
+    )
 
 
 @check("STR-TOOLS")
