@@ -78,6 +78,7 @@ ORACLES: dict[str, tuple[str, ...]] = {
 Outcome = Literal["killed", "timeout", "survived", "error"]
 Verdict = Literal["killed", "timeout", "error", "equivalent", "needs-check", "unexplained"]
 GOAL = 0.9
+NO_CHECK = "no check ran (the mutant broke import or setup)"
 
 _ARITHMETIC = {"Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow"}
 _ARITHMETIC_TARGETS = {"Add", "Sub", "Mul", "Div", "FloorDiv"}
@@ -231,7 +232,7 @@ def run_oracle(
     elapsed = time.monotonic() - started
     if proc.returncode == 0:
         return "survived", None, elapsed
-    return "killed", killer(proc.stdout, check_ids(box)) or f"exit {proc.returncode}", elapsed
+    return "killed", killer(proc.stdout, check_ids(box)) or NO_CHECK, elapsed
 
 
 # --------------------------------------------------------------------------------------------------------- mutants
@@ -652,6 +653,7 @@ def run_module(
                 spec = item.mutations[0]
                 mutants.append(classify(_from_cosmic_ray(module, spec, result, box, checks), triage))
     mutants.sort(key=lambda m: (m.line, m.operator, m.id))
+    disambiguate(mutants)
     seconds = round(time.monotonic() - started, 1)
     report = ModuleReport(module, list(providers), mutants, filtered, len(skipped), seconds, source)
     write_module(out, report)
@@ -685,8 +687,18 @@ def _from_cosmic_ray(
         line=spec.start_pos[0],
         outcome=outcome,
         diff=diff,
-        killed_by=killer(output, checks) if outcome == "killed" else None,
+        killed_by=(killer(output, checks) or NO_CHECK) if outcome == "killed" else None,
     )
+
+
+def disambiguate(mutants: Sequence[MutantResult]) -> None:
+    """Give the second and later mutants with the same identity (the same change to identical lines, e.g. two
+    ``return False``) a suffix in line order, so that each can be triaged on its own."""
+    seen: dict[str, int] = {}
+    for m in mutants:
+        seen[m.id] = seen.get(m.id, 0) + 1
+        if seen[m.id] > 1:
+            m.id = f"{m.id}-{seen[m.id]}"
 
 
 # ------------------------------------------------------------------------------------------------ seeded mutants
