@@ -481,33 +481,42 @@ class CallMeter:
         return _bounded_cost(self.entry, self.request, self.input_bound, max(self.max_tokens, self.bytes))
 
     def verdict(self, worst: Decimal) -> tuple[Decimal | None, str | None]:
-        """``(cost to book or None when unknown, breach reason or None)`` for a call that was sent."""
-        text = (
-            f"about {self.estimated_output} tokens of output arrived ({self.chars} characters) for "
-            f"max_tokens={self.max_tokens}"
-        )
-        if self.cut:
-            return self._upper_bound(), f"{text}; the stream was cut"
-        if self.over_allowance():
-            return self._upper_bound(), f"{text} (a proxy or upstream that ignores max_tokens)"
-        usage = self.usage
-        if usage is None or usage.source != "reported":
-            return None, None  # booked at the worst case: the text stayed within max_tokens
+        """``(cost to book or None when unknown, breach reason or None)`` for a call that was sent.
+
+        A breach books the most the call can have cost: its reported usage, and when the text ran past the allowance
+        (or the stream was cut) at least the bound from the bytes received, whichever is more."""
         problems = []
-        if usage.output_tokens > self.max_tokens:
+        booked: list[Decimal] = []
+        if self.cut or self.over_allowance():
             problems.append(
-                f"the upstream reported {usage.output_tokens} output tokens for max_tokens={self.max_tokens}"
+                f"about {self.estimated_output} tokens of output arrived ({self.chars} characters) for "
+                f"max_tokens={self.max_tokens}"
+                + ("; the stream was cut" if self.cut else " (a proxy or upstream that ignores max_tokens)")
             )
-        if usage.input_tokens > self.input_bound:
-            problems.append(
-                f"the upstream reported {usage.input_tokens} input tokens, "
-                f"over the request's bound of {self.input_bound}"
-            )
-        cost = cost_for(self.entry, self.request.model, usage)
-        actual = cost.total_usd if cost.priced else None
-        if actual is not None and actual > worst and not problems:
-            problems.append(f"its reported usage costs {usd(actual)}, over its reservation of {usd(worst)}")
-        return actual, "; ".join(problems) or None
+            booked.append(self._upper_bound())
+        usage = self.usage
+        actual: Decimal | None = None
+        if usage is not None and usage.source == "reported":
+            if usage.output_tokens > self.max_tokens:
+                problems.append(
+                    f"the upstream reported {usage.output_tokens} output tokens for max_tokens={self.max_tokens}"
+                )
+            if usage.input_tokens > self.input_bound:
+                problems.append(
+                    f"the upstream reported {usage.input_tokens} input tokens, "
+                    f"over the request's bound of {self.input_bound}"
+                )
+            cost = cost_for(self.entry, self.request.model, usage)
+            actual = cost.total_usd if cost.priced else None
+            if actual is not None:
+                booked.append(actual)
+                if actual > worst and not problems:
+                    problems.append(
+                        f"its reported usage costs {usd(actual)}, over its reservation of {usd(worst)}"
+                    )
+        if not problems:
+            return actual, None  # None (no reported usage, text within max_tokens): booked at the worst case
+        return max(booked, default=self._upper_bound()), "; ".join(problems)
 
 
 @contextlib.asynccontextmanager
