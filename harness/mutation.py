@@ -78,6 +78,7 @@ ORACLES: dict[str, tuple[str, ...]] = {
 Outcome = Literal["killed", "timeout", "survived", "error"]
 Verdict = Literal["killed", "timeout", "error", "equivalent", "needs-check", "unexplained"]
 GOAL = 0.9
+NOT_SAMPLED = "not sampled"
 NO_CHECK = "no check ran (the mutant broke import or setup)"
 
 _ARITHMETIC = {"Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow"}
@@ -564,15 +565,17 @@ def run_module(
     worktree: bool = False,
     select: Sequence[str] = (),
     providers: Sequence[str] | None = None,
+    resume: bool = False,
     log: Any = print,
 ) -> ModuleReport:
     """Mutate one module in a sandbox, judge every mutant with its oracle, write modules/<name>.json.
 
     ``select`` narrows the oracle to some files (or tests) of suites/certify and ``providers`` replaces the module's
-    providers: a quicker, weaker oracle, for trying things out.
+    providers: a quicker, weaker oracle, for trying things out. ``resume`` continues the module's last session
+    (build/mutation/<module>.sqlite) when the module's source and these options are unchanged.
     """
     from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+    from cosmic_ray.work_item import WorkerOutcome
 
     providers = tuple(providers or oracle_for(module))
     started = time.monotonic()
@@ -591,40 +594,36 @@ def run_module(
         config.write_text(_config(module, providers, timeout, reports_dir, select), encoding="utf-8")
         sessions.mkdir(parents=True, exist_ok=True)
         session = sessions / f"{_stem(module)}.sqlite"
-        subprocess.run(  # noqa: S603 - cosmic-ray's CLI in our interpreter, no shell
-            [*COSMIC_RAY, "init", "--force", str(config), str(session)],
-            cwd=box,
-            env=sandbox_env(box),
-            check=True,
-            capture_output=True,
-        )
-
-        # Mark what is filtered out or not sampled as skipped (as cosmic-ray's own filters do); exec runs the rest.
+        stamp = session.with_suffix(".fingerprint")
+        fingerprint = _fingerprint(box, [providers, list(select), max_mutants, lines])
+        resuming = resume and session.exists() and stamp.exists() and stamp.read_text() == fingerprint
+        if not resuming:
+            stamp.unlink(missing_ok=True)
+            subprocess.run(  # noqa: S603 - cosmic-ray's CLI in our interpreter, no shell
+                [*COSMIC_RAY, "init", "--force", str(config), str(session)],
+                cwd=box,
+                env=sandbox_env(box),
+                check=True,
+                capture_output=True,
+            )
+            _mark_skipped(session, box, module, lines, max_mutants)
+            stamp.write_text(fingerprint)
         filtered: dict[str, int] = {}
-        keep: list[str] = []
-        reasons = {(c.operator, c.occurrence): why for c, why in candidates(box, module)}
+        skipped = 0
         with use_db(str(session), WorkDB.Mode.open) as db:
-            items = sorted(
-                db.work_items, key=lambda w: (w.mutations[0].start_pos, w.mutations[0].operator_name)
-            )
-            for item in items:
-                spec = item.mutations[0]
-                why = reasons.get((spec.operator_name, spec.occurrence))
-                if why is None and lines and not lines[0] <= spec.start_pos[0] <= lines[1]:
-                    why = "outside --lines"
-                if why is None:
-                    keep.append(item.job_id)
-                else:
-                    filtered[why] = filtered.get(why, 0) + 1
-                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
-            chosen = _sample(keep, max_mutants)
-            skipped = [j for j in keep if j not in chosen]
-            db.set_multiple_results(
-                skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled")
-            )
+            for _job, result in db.results:
+                if result.worker_outcome == WorkerOutcome.SKIPPED:
+                    why = result.output or "skipped"
+                    if why == NOT_SAMPLED:
+                        skipped += 1
+                    else:
+                        filtered[why] = filtered.get(why, 0) + 1
+            pending = len(db.pending_work_items)
+            chosen = db.num_work_items - skipped - sum(filtered.values())
         log(
-            f"{module}: {len(chosen)} mutants to run (oracle: {', '.join(providers)}; baseline {baseline:.1f} s, "
-            f"timeout {timeout} s); filtered {sum(filtered.values())}, not sampled {len(skipped)}"
+            f"{module}: {pending} of {chosen} mutants to run{' (resumed)' if resuming else ''} (oracle: "
+            f"{', '.join(providers)}; baseline {baseline:.1f} s, timeout {timeout} s); filtered "
+            f"{sum(filtered.values())}, not sampled {skipped}"
         )
         exec_log = box / "build" / "cosmic-ray.log"
         with exec_log.open("wb") as sink:
@@ -636,10 +635,10 @@ def run_module(
                 stderr=subprocess.STDOUT,
             )
             while exec_proc.poll() is None:
-                time.sleep(2 if len(chosen) < 5 else 15)
+                time.sleep(2 if pending < 5 else 15)
                 with use_db(str(session), WorkDB.Mode.open) as db:
-                    done = db.num_results - sum(filtered.values()) - len(skipped)
-                log(f"{module}: {done}/{len(chosen)} mutants judged")
+                    done = db.num_results - sum(filtered.values()) - skipped
+                log(f"{module}: {done}/{chosen} mutants judged")
         if exec_proc.returncode != 0:
             tail = exec_log.read_text(encoding="utf-8", errors="replace")[-2000:]
             raise SystemExit(f"cosmic-ray exec failed for {module}: {tail}")
@@ -655,9 +654,47 @@ def run_module(
     mutants.sort(key=lambda m: (m.line, m.operator, m.id))
     disambiguate(mutants)
     seconds = round(time.monotonic() - started, 1)
-    report = ModuleReport(module, list(providers), mutants, filtered, len(skipped), seconds, source)
+    report = ModuleReport(module, list(providers), mutants, filtered, skipped, seconds, source)
     write_module(out, report)
     return report
+
+
+def _fingerprint(box: Path, options: list[Any]) -> str:
+    """What a session's results depend on: the code and the suite (adapters, harness, mock, checks, cassettes) and
+    the options. A resumed session must have been started on exactly these."""
+    digest = hashlib.sha256(json.dumps(options).encode())
+    for top in ("adapters", "harness", "mockserver", "suites", "cassettes"):
+        for path in sorted((box / top).rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(box).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _mark_skipped(
+    session: Path, box: Path, module: str, lines: tuple[int, int] | None, max_mutants: int | None
+) -> None:
+    """Record what is filtered out or not sampled as skipped (as cosmic-ray's own filters do); exec runs the rest."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    reasons = {(c.operator, c.occurrence): why for c, why in candidates(box, module)}
+    keep: list[str] = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        items = sorted(db.work_items, key=lambda w: (w.mutations[0].start_pos, w.mutations[0].operator_name))
+        for item in items:
+            spec = item.mutations[0]
+            why = reasons.get((spec.operator_name, spec.occurrence))
+            if why is None and lines and not lines[0] <= spec.start_pos[0] <= lines[1]:
+                why = "outside --lines"
+            if why is None:
+                keep.append(item.job_id)
+            else:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
+        chosen = _sample(keep, max_mutants)
+        not_chosen = [j for j in keep if j not in chosen]
+        db.set_multiple_results(
+            not_chosen, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=NOT_SAMPLED)
+        )
 
 
 def _from_cosmic_ray(
@@ -771,6 +808,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="only this suites/certify file as the oracle (repeatable)",
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue each module's last session if its source is unchanged"
+    )
     parser.add_argument("--worktree", action="store_true", help="mutate the work tree, not the last commit")
     parser.add_argument("--no-nice", action="store_true", help="do not lower this run's CPU priority")
     args = parser.parse_args(argv)
@@ -790,6 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines=args.lines,
                 worktree=args.worktree,
                 select=args.select,
+                resume=args.resume,
             )
             print(f"{module}: {report.counts()} score {report.score()}")
     summary = write_summary(args.out)

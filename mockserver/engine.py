@@ -342,6 +342,7 @@ class Engine:
             return await self._fault(request, response, sender, ctx, scenario, plan, "malformed")
         await sender.send_all(p.stream_open(ctx, plan))
         total = plan.content_chunks
+        tools = plan.tool_schedule(p.interleaves_tool_calls)
         fault = first_fault(scenario, total)
         for kind, index in build_schedule(total, scenario.empty_chunks, scenario.keepalives):
             if kind == "keepalive":
@@ -353,7 +354,7 @@ class Engine:
                     return await self._fault(request, response, sender, ctx, scenario, plan, fault[1])
                 if index > 0 and not await pause(request, scenario.chunk_delay):
                     return _gone(entry)
-                await sender.send(self._content_frame(ctx, plan, index, sender.state))
+                await sender.send(self._content_frame(ctx, plan, tools, index, sender.state))
         if fault is not None:
             return await self._fault(request, response, sender, ctx, scenario, plan, fault[1])
         for frame in p.stream_finish(ctx, plan, sender.state):
@@ -363,15 +364,20 @@ class Engine:
         await response.write_eof()
         return response
 
-    def _content_frame(self, ctx: RequestContext, plan: Plan, index: int, state: StreamState) -> Frame:
+    def _content_frame(
+        self, ctx: RequestContext, plan: Plan, tools: list[tuple[int, int]], index: int, state: StreamState
+    ) -> Frame:
+        """Content chunk ``index``: a piece of text, or the tool fragment the schedule puts there (a call's
+        header with its id and name, or a piece of its arguments), keyed by the call's index."""
         p = self.personality
-        call = plan.tool_call
-        if call is None:
+        if not plan.tool_calls:
             return p.stream_content(ctx, plan, plan.pieces[index], state)
-        if index == 0:
-            fragment = ToolFragment(index=0, arguments="", id=call.id, name=call.name)
+        number, k = tools[index]
+        call = plan.tool_calls[number]
+        if k == 0:
+            fragment = ToolFragment(index=number, arguments="", id=call.id, name=call.name)
         else:
-            fragment = ToolFragment(index=0, arguments=call.fragments[index - 1])
+            fragment = ToolFragment(index=number, arguments=call.fragments[k - 1])
         return p.stream_tool(ctx, plan, fragment, state)
 
     async def _fault(

@@ -85,6 +85,8 @@ def _number(value: float) -> str:
 
 #: Most content chunks (and fault points counted in chunks) one answer may have.
 MAX_CHUNKS = 10_000
+#: Most parallel tool calls one answer may have (real providers answer with a handful; 8 exercises any adapter).
+MAX_TOOL_CALLS = 8
 #: Longest wait any timing field may ask for (seconds); the engine caps hangs and stalls at the same value.
 MAX_WAIT_SECONDS = 120.0
 
@@ -105,6 +107,7 @@ LIMITS: dict[str, Limit] = {
         Limit("headers_delay", MAX_WAIT_SECONDS, "seconds", "a wait that pins a connection", low=0),
         Limit("text", 32_768, "characters", "explicit text, copied into the plan, the wire and the journal"),
         Limit("chunks", MAX_CHUNKS, "chunks", "each chunk is a frame built, sent and journaled", low=1),
+        Limit("tool_calls", MAX_TOOL_CALLS, "calls", "each call is streamed as its own frames", low=1),
         Limit("cached_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0),
         Limit(
             "reasoning_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
@@ -184,6 +187,13 @@ class Scenario(BaseModel):
     )
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None = None
     tool_call: bool = Field(False, description="answer with a tool call for the first declared tool")
+    tool_calls: int | None = Field(
+        None,
+        ge=_ge("tool_calls"),
+        le=_le("tool_calls"),
+        description="answer with this many parallel tool calls, drawn round-robin from the declared tools, each "
+        "with its own id and arguments (implies a tool-call answer; tool_call alone means 1)",
+    )
     cached_tokens: int = Field(
         0,
         ge=_ge("cached_tokens"),
@@ -283,6 +293,13 @@ class Scenario(BaseModel):
             )
         return self
 
+    @property
+    def tool_call_count(self) -> int:
+        """How many tool calls the answer holds: ``tool_calls``, else 1 for ``tool_call``, else none."""
+        if self.tool_calls is not None:
+            return self.tool_calls
+        return 1 if self.tool_call else 0
+
     def status_for_error(self) -> int | None:
         if self.error is None:
             return None
@@ -324,6 +341,7 @@ PRESETS: dict[str, Scenario] = {
         _preset("stall_mid_stream", stall_after=2),
         _preset("filtered_output", finish_reason="content_filter", chunks=3),
         _preset("tool_call", tool_call=True),
+        _preset("parallel_tool_calls", tool_calls=2),
         _preset("usage_details", cached_tokens=5, reasoning_tokens=7),
         _preset("malformed_body", malformed_body=True),
         _preset("wrong_content_type", content_type="text/html; charset=utf-8"),

@@ -77,6 +77,7 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
 )
 from mockserver.personalities.openai import (
     CONTEXT_WINDOW,
@@ -403,23 +404,22 @@ class AzureOpenAIPersonality(OpenAIPersonality):
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None and ctx.scenario is not None
-        call = plan.tool_call
         message: dict[str, Any] = {
             "annotations": [],
-            "content": None if call is not None else plan.text,
+            "content": None if plan.tool_calls else plan.text,
             "refusal": None,
             "role": "assistant",
         }
-        tool_calls: list[dict[str, Any]] = []
-        if call is not None:
+        if plan.tool_calls:
             message["tool_calls"] = [
                 {
                     "function": {"arguments": call.arguments, "name": call.name},
                     "id": call.id,
                     "type": "function",
                 }
+                for call in plan.tool_calls
             ]
-            tool_calls = [{"index": 0, "id": call.id, "name": call.name, "arguments": call.arguments}]
+        tool_calls = journal_tool_calls(plan)
         choice = {
             "content_filter_results": completion_filter_results(plan.finish_reason == "content_filter"),
             "finish_reason": plan.finish_reason,
@@ -505,7 +505,7 @@ class AzureOpenAIPersonality(OpenAIPersonality):
             "object": "",
             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": prompt_filter_results()}],
         }
-        content = None if plan.tool_call is not None else ""
+        content = None if plan.tool_calls else ""
         role = self._chunk(ctx, {"content": content, "refusal": None, "role": "assistant"})
         return [Frame(sse_event(prompt_chunk), "open"), Frame(sse_event(role), "open")]
 

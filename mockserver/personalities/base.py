@@ -48,7 +48,10 @@ FrameKind = Literal[
 
 @dataclass(frozen=True)
 class ToolFragment:
-    """One streamed piece of a tool call: the header has id and name, later ones only argument text."""
+    """One streamed piece of a tool call: the header has id and name, later ones only argument text.
+
+    ``index`` is the call's position in the answer (0, 1, ... for parallel calls); the journal keys
+    ``tool_calls_sent`` by it."""
 
     index: int
     arguments: str
@@ -115,6 +118,15 @@ class Rejected(Exception):
         self.rendered = rendered
 
 
+def journal_tool_calls(plan: Plan, ids: bool = True) -> list[dict[str, Any]]:
+    """What the journal's ``tool_calls_sent`` says a whole body carried: every call with its index, id (None when
+    the provider sends none), name and arguments."""
+    return [
+        {"index": i, "id": call.id if ids else None, "name": call.name, "arguments": call.arguments}
+        for i, call in enumerate(plan.tool_calls)
+    ]
+
+
 def random_token(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
     """``length`` characters drawn uniformly and independently from ``alphabet`` by the OS's CSPRNG.
 
@@ -142,6 +154,11 @@ def _token_table(alphabet: str) -> tuple[bytes, bytes]:
 class Personality(ABC):
     """One provider's dialect. Subclasses set ``name`` and ``prefix`` and implement the abstract methods."""
 
+    #: Whether the provider's stream keys tool fragments by call index so that fragments of parallel calls may
+    #: interleave (OpenAI's ``tool_calls[].index``): the engine then streams the calls round-robin
+    #: (:meth:`mockserver.plan.Plan.tool_schedule`). False: each call is streamed whole before the next starts
+    #: (block-sequential protocols, and providers that send every call whole).
+    interleaves_tool_calls: ClassVar[bool] = False
     #: Registry key and journal ``provider`` value, e.g. ``"openai"``.
     name: ClassVar[str]
     #: Path prefix under which the provider's real paths are mounted, e.g. ``"/openai"``.

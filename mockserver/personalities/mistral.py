@@ -29,7 +29,8 @@ What is rendered, and why (recorded traffic in ``real-cassettes`` #28, #29, #55 
   rides on the final content chunk (the one with ``finish_reason``), with no opt-in and no ``choices: []`` chunk;
   terminator ``data: [DONE]``. Mistral has no keep-alives (the keepalive slots send nothing). Tool calls are streamed
   **whole** (the SDK's FunctionCall requires ``name`` on every tool-call delta), so the call's first fragment carries
-  the complete arguments and its later fragments put nothing on the wire.
+  the complete arguments and its later fragments put nothing on the wire. Parallel calls go one whole call per
+  chunk, in order, each with its own ``index`` (0, 1, ...).
 * **In-band error**: the real service has no defined shape (the SDK validates every chunk as CompletionChunk and raises
   ResponseValidationError); the mock sends the flat error object as a data event and ends the stream without [DONE].
 * **filtered_output**: Mistral's documented finish reasons do not include ``content_filter``; the mock renders it
@@ -52,6 +53,7 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
@@ -309,12 +311,10 @@ class MistralPersonality(Personality):
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None and ctx.scenario is not None
-        call = plan.tool_call
-        tool_calls: list[dict[str, Any]] = []
         wire_calls: list[dict[str, Any]] | None = None
-        if call is not None:
-            wire_calls = [_wire_call(call.id, call.name, call.arguments)]
-            tool_calls = [{"index": 0, "id": call.id, "name": call.name, "arguments": call.arguments}]
+        if plan.tool_calls:
+            wire_calls = [_wire_call(i, c.id, c.name, c.arguments) for i, c in enumerate(plan.tool_calls)]
+        tool_calls = journal_tool_calls(plan)
         body: dict[str, Any] = {"id": ctx.response_id, "created": ctx.created, "model": ctx.chat.model}
         usage: dict[str, Any] | None = None
         if ctx.scenario.usage == "normal":
@@ -364,10 +364,12 @@ class MistralPersonality(Personality):
     def stream_tool(
         self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
     ) -> Frame:
-        call = plan.tool_call
-        if fragment.id is None or call is None:
-            return Frame(b"", "tool", tool=fragment)  # already sent whole with the first fragment
-        chunk = self._chunk(ctx, {"tool_calls": [_wire_call(call.id, call.name, call.arguments)]})
+        if fragment.id is None or not plan.tool_calls:
+            return Frame(b"", "tool", tool=fragment)  # already sent whole with the call's first fragment
+        call = plan.tool_calls[fragment.index]
+        chunk = self._chunk(
+            ctx, {"tool_calls": [_wire_call(fragment.index, call.id, call.name, call.arguments)]}
+        )
         # the header fragment carries no argument text; the journal adds the later (wire-less) fragments' text
         return Frame(sse_event(chunk), "tool", tool=fragment)
 
@@ -406,8 +408,11 @@ def _detail(etype: str, loc: list[Any], msg: str, value: Any) -> dict[str, Any]:
     return {"type": etype, "loc": loc, "msg": msg, "input": value}
 
 
-def _wire_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {"id": call_id, "function": {"name": name, "arguments": arguments}, "index": 0}
+def _wire_call(index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One tool call as Mistral sends it, whole; ``index`` is its position among parallel calls (the SDK's
+    ToolCall.index, mistralai/client/models/toolcall.py, default 0; provider-wire-formats.md: fragments keyed by
+    ``tool_calls[].index``)."""
+    return {"id": call_id, "function": {"name": name, "arguments": arguments}, "index": index}
 
 
 def _tools(tools: Any) -> list[ToolDef]:

@@ -26,6 +26,7 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
@@ -168,6 +169,10 @@ def _mask_key(key: str) -> str:
 
 
 class OpenAIPersonality(Personality):
+    #: Parallel calls stream as ``tool_calls[].index``-keyed deltas (real-cassettes #127: index 0 then index 1; the
+    #: SDK's ChatCompletionStreamState accumulates by index, openai/lib/streaming/chat/_completions.py), so the mock
+    #: interleaves their fragments, which the protocol allows, to catch adapters that do not key by index.
+    interleaves_tool_calls = True
     name = "openai"
     prefix = "/openai"
 
@@ -388,22 +393,21 @@ class OpenAIPersonality(Personality):
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None and ctx.scenario is not None
-        call = plan.tool_call
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": None if call is not None else plan.text,
+            "content": None if plan.tool_calls else plan.text,
             "refusal": None,
         }
-        tool_calls: list[dict[str, Any]] = []
-        if call is not None:
+        if plan.tool_calls:  # every call, in order (real-cassettes #126: two parallel calls in one message)
             message["tool_calls"] = [
                 {
                     "id": call.id,
                     "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments},
                 }
+                for call in plan.tool_calls
             ]
-            tool_calls = [{"index": 0, "id": call.id, "name": call.name, "arguments": call.arguments}]
+        tool_calls = journal_tool_calls(plan)
         body: dict[str, Any] = {
             "id": ctx.response_id,
             "object": "chat.completion",
@@ -457,7 +461,7 @@ class OpenAIPersonality(Personality):
         return ctx.chat.include_usage and ctx.scenario.usage != "missing"
 
     def stream_open(self, ctx: RequestContext, plan: Plan) -> list[Frame]:
-        content = None if plan.tool_call is not None else ""
+        content = None if plan.tool_calls else ""
         delta = {"role": "assistant", "content": content, "refusal": None}
         return [Frame(sse_event(self._chunk(ctx, delta)), "open")]
 

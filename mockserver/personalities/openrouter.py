@@ -248,9 +248,9 @@ class OpenRouterPersonality(OpenAIPersonality):
         parent = json.loads(rendered.body)
         choice = parent["choices"][0]
         message = {**choice["message"], "reasoning": None}
-        if plan.tool_call is not None:
+        if plan.tool_calls:
             message["content"] = ""
-            message["tool_calls"] = [{**message["tool_calls"][0], "index": 0}]
+            message["tool_calls"] = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
         body: dict[str, Any] = {
             "id": ctx.request_id,
             "provider": provider_name(ctx.chat.model),

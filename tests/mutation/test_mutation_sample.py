@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,23 +107,25 @@ def test_every_adapters_module_has_an_oracle_of_registered_providers() -> None:
     assert not unknown, f"ORACLES names unregistered providers {unknown}"
 
 
-def test_a_session_runs_end_to_end_and_reports(tmp_path: Path) -> None:
-    """cosmic-ray init + exec on one mutant, then the module JSON and the summary it feeds."""
+def test_a_session_runs_end_to_end_reports_and_resumes(tmp_path: Path) -> None:
+    """cosmic-ray init + exec on one mutant, the module JSON and the summary it feeds; a resumed run reuses it."""
     with mutation.sandbox() as head:  # the session mutates HEAD, so the line number is HEAD's
         source = (head / "adapters" / "registry.py").read_text(encoding="utf-8").splitlines()
     line = next(i for i, text in enumerate(source, 1) if "return self.percentage > 0" in text)
-    report = mutation.run_module(
-        "adapters/registry.py",
-        out=tmp_path,
-        sessions=tmp_path / "sessions",
-        lines=(line, line),
-        max_mutants=1,
-        select=[
+    messages: list[str] = []
+    options: dict[str, Any] = {
+        "out": tmp_path,
+        "sessions": tmp_path / "sessions",
+        "lines": (line, line),
+        "max_mutants": 1,
+        "select": [
             "suites/certify/test_registration.py::test_rollout_declared"
-        ],  # quick: the machinery is under test
-        providers=["openai"],
-        log=lambda _message: None,
-    )
+        ],  # quick: the machinery is tested
+        "providers": ["openai"],
+        "log": messages.append,
+    }
+    report = mutation.run_module("adapters/registry.py", **options)
+    assert not any("(resumed)" in m for m in messages)
     assert len(report.mutants) == 1
     assert all(m.line == line and m.verdict is not None for m in report.mutants)
     assert report.not_run > 0 and sum(report.filtered.values()) > 0  # the rest of the module was filtered out
@@ -137,3 +140,7 @@ def test_a_session_runs_end_to_end_and_reports(tmp_path: Path) -> None:
     for m in report.mutants:
         if m.outcome == "survived":
             assert m.id in markdown and m.diff in markdown
+
+    resumed = mutation.run_module("adapters/registry.py", **options, resume=True)
+    assert any("0 of 1 mutants to run (resumed)" in m for m in messages), messages
+    assert [(m.id, m.outcome) for m in resumed.mutants] == [(m.id, m.outcome) for m in report.mutants]
