@@ -53,7 +53,10 @@ def publish_run(
     """
     providers = collector.providers()
     summaries = live_summaries(
-        providers, _ledger_state(ledger) if live else None, requested=live, upstream=live_upstream
+        providers,
+        _ledger_state(ledger) if live else None,
+        requested=live,
+        upstream=live_upstream if live else None,
     )
     run_provenance = RunProvenance.collect(cwd or Path.cwd(), env)
     entries = {p: registry.get(p) if p in registry.ids() else None for p in providers}
