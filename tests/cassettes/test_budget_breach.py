@@ -493,7 +493,6 @@ def test_an_honest_upstream_never_passes_the_cap_across_processes(
     assert sum(c["ok"] for c in counts) == len(sent) >= 5 and sum(c["refused"] for c in counts) > 0
     assert not state["breaches"] and not state["reserved"]
     assert ledger.spent == sum(Decimal(c["booked"]) for c in sent) <= cap
-    assert {c["worker"] for c in sent} == {"main"}  # no xdist here: four processes, one ledger
 
 
 def test_a_dishonest_upstream_is_stopped_on_the_first_call_in_every_process(
