@@ -37,7 +37,8 @@ Faithful where the SDK and adapters look:
 * **Streams.** Named SSE events, each ``event:`` line followed by its ``data:`` line: ``message_start`` (input usage,
   ``output_tokens: 1``), ``content_block_start``, one ``ping`` right after it (as the live API does), then
   ``content_block_delta`` (``text_delta`` / ``input_json_delta`` with ``partial_json`` string fragments, the first
-  one empty), ``content_block_stop``, ``message_delta`` with the stop reason and *cumulative* usage,
+  one empty), ``content_block_stop`` (parallel tool calls: one ``tool_use`` block each, one after the other, block
+  indexes counting up), ``message_delta`` with the stop reason and *cumulative* usage,
   and ``message_stop``: the terminator the engine drops for ``omit_terminator``; there is no ``[DONE]``.
   Keep-alives are ``event: ping`` / ``data: {"type": "ping"}``; empty deltas are ``text_delta`` with ``""`` (or an
   empty ``partial_json``). An in-band error is ``event: error`` with ``{"type":"error","error":{"details":null,
@@ -65,6 +66,7 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
@@ -431,15 +433,13 @@ class AnthropicPersonality(Personality):
             content.append(
                 {"type": "thinking", "thinking": self._thinking(plan), "signature": self._signature()}
             )
-        tool_calls: list[dict[str, Any]] = []
-        call = plan.tool_call
-        if call is not None:
+        for call in plan.tool_calls:
             content.append(
                 {"type": "tool_use", "id": call.id, "name": call.name, "input": json.loads(call.arguments)}
             )
-            tool_calls = [{"index": 0, "id": call.id, "name": call.name, "arguments": call.arguments}]
-        else:
+        if not plan.tool_calls:
             content.append({"type": "text", "text": plan.text})
+        tool_calls = journal_tool_calls(plan)
         stop_reason = STOP_REASONS.get(plan.finish_reason, plan.finish_reason)
         body: dict[str, Any] = {
             "model": self._model(ctx),
@@ -525,7 +525,8 @@ class AnthropicPersonality(Personality):
             frames.append(Frame(self._block_stop(0), "open"))
             block = 1
         ctx.extra["block"] = block
-        if plan.tool_call is None:
+        ctx.extra["first_tool_block"] = block
+        if not plan.tool_calls:
             frames.append(Frame(self._block_start(block, {"type": "text", "text": ""}), "open"))
         frames.append(self._ping())
         return frames
@@ -550,13 +551,21 @@ class AnthropicPersonality(Personality):
         self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
     ) -> Frame:
         if fragment.id is not None:
+            # Each parallel call is its own tool_use block, started, filled and stopped before the next one starts
+            # (the SDK's accumulator appends a block on content_block_start and indexes deltas by block index:
+            # anthropic/lib/streaming/_messages.py accumulate_event; provider-wire-formats.md §4).
             header: dict[str, Any] = {
                 "type": "tool_use",
                 "id": fragment.id,
                 "name": fragment.name,
                 "input": {},
             }
-            data = self._block_start(self._block(ctx), header) + self._delta(
+            block = int(ctx.extra.get("first_tool_block", 0)) + fragment.index
+            data = b""
+            if fragment.index > 0:
+                data += self._block_stop(self._block(ctx))
+            ctx.extra["block"] = block
+            data += self._block_start(block, header) + self._delta(
                 ctx, {"type": "input_json_delta", "partial_json": fragment.arguments}
             )
         else:
@@ -564,7 +573,7 @@ class AnthropicPersonality(Personality):
         return Frame(data, "tool", tool=fragment)
 
     def stream_empty(self, ctx: RequestContext, plan: Plan) -> Frame | None:
-        if plan.tool_call is not None:
+        if plan.tool_calls:
             return Frame(self._delta(ctx, {"type": "input_json_delta", "partial_json": ""}), "empty")
         return Frame(self._delta(ctx, {"type": "text_delta", "text": ""}), "empty")
 

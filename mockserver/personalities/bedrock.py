@@ -44,7 +44,9 @@ ConverseStream: 200 ``application/vnd.amazon.eventstream``, binary frames (:mod:
 ``:event-type``/``:content-type``/``:message-type`` headers and JSON payloads padded with a ``"p"`` field, keys
 sorted, as the real service sends them. Order: ``messageStart``; text blocks get **no** ``contentBlockStart``, only
 ``contentBlockDelta{text}``; a tool block gets ``contentBlockStart{start.toolUse{toolUseId,name}}`` and then
-``contentBlockDelta{toolUse{input: <partial JSON>}}``; ``contentBlockStop``; ``messageStop{stopReason}``;
+``contentBlockDelta{toolUse{input: <partial JSON>}}``; ``contentBlockStop`` (parallel tool calls: one block each,
+started, filled and stopped before the next ``contentBlockIndex`` starts, as botocore's ConverseStream events
+key every delta by ``contentBlockIndex``; provider-wire-formats.md §6); ``messageStop{stopReason}``;
 ``metadata{usage, metrics}`` after ``messageStop``. There is no terminator frame: the stream ends at EOF, so
 ``omit_terminator`` drops ``messageStop`` and ``metadata`` (marked ``terminator``), and a client must treat EOF
 before ``messageStop`` as an interruption. There are no keep-alives (``keepalive`` renders nothing); an empty delta
@@ -72,6 +74,7 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
@@ -385,16 +388,14 @@ class BedrockPersonality(Personality):
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None and ctx.scenario is not None
-        call = plan.tool_call
         content: list[dict[str, Any]] = []
-        tool_calls: list[dict[str, Any]] = []
         if plan.text:
             content.append({"text": plan.text})
-        if call is not None:
+        for call in plan.tool_calls:
             content.append(
                 {"toolUse": {"input": json.loads(call.arguments), "name": call.name, "toolUseId": call.id}}
             )
-            tool_calls = [{"index": 0, "id": call.id, "name": call.name, "arguments": call.arguments}]
+        tool_calls = journal_tool_calls(plan)
         stop_reason = STOP_REASONS.get(plan.finish_reason, "end_turn")
         body: dict[str, Any] = {
             "metrics": {"latencyMs": max(ctx.elapsed_ms(), 1)},
@@ -433,17 +434,24 @@ class BedrockPersonality(Personality):
     def stream_tool(
         self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
     ) -> Frame:
+        ctx.extra["block"] = fragment.index
         if fragment.id is not None:
             start = {"toolUse": {"name": fragment.name, "toolUseId": fragment.id}}
             payload = padded({"contentBlockIndex": fragment.index, "start": start})
-            return Frame(es.event("contentBlockStart", payload), "tool", tool=fragment)
+            data = es.event("contentBlockStart", payload)
+            if fragment.index > 0:  # the previous call's block ends before this one starts
+                data = es.event("contentBlockStop", padded({"contentBlockIndex": fragment.index - 1})) + data
+            return Frame(data, "tool", tool=fragment)
         delta = {"toolUse": {"input": fragment.arguments}}
         payload = padded({"contentBlockIndex": fragment.index, "delta": delta})
         return Frame(es.event("contentBlockDelta", payload), "tool", tool=fragment)
 
     def stream_empty(self, ctx: RequestContext, plan: Plan) -> Frame | None:
-        delta: dict[str, Any] = {"toolUse": {"input": ""}} if plan.tool_call is not None else {"text": ""}
-        return Frame(es.event("contentBlockDelta", padded({"contentBlockIndex": 0, "delta": delta})), "empty")
+        delta: dict[str, Any] = {"toolUse": {"input": ""}} if plan.tool_calls else {"text": ""}
+        block = int(ctx.extra.get("block", 0))
+        return Frame(
+            es.event("contentBlockDelta", padded({"contentBlockIndex": block, "delta": delta})), "empty"
+        )
 
     def stream_keepalive(self, ctx: RequestContext) -> Frame | None:
         return None  # ConverseStream has no keep-alives
@@ -453,7 +461,7 @@ class BedrockPersonality(Personality):
         stop_reason = STOP_REASONS.get(plan.finish_reason, "end_turn")
         frames = []
         if state.chunks_sent:
-            stop = es.event("contentBlockStop", padded({"contentBlockIndex": 0}))
+            stop = es.event("contentBlockStop", padded({"contentBlockIndex": int(ctx.extra.get("block", 0))}))
             frames.append(Frame(stop, "finish"))
         message_stop = es.event("messageStop", padded({"stopReason": stop_reason}))
         frames.append(Frame(message_stop, "terminator", finish_reason=stop_reason))

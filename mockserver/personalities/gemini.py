@@ -36,7 +36,9 @@ What each scenario looks like on this wire, and why:
   growing), never a delta. The last chunk carries ``finishReason`` and the final usage, so it is the frame marked
   ``terminator``: ``truncated_stream`` ends with content and no finish reason, which is how a cut Gemini stream looks.
   A function call arrives whole in one part (``args`` an object); Gemini has no argument deltas, so the engine's later
-  tool fragments are zero-byte frames (the journal's ``chunks_sent`` counts them; the wire has one chunk).
+  tool fragments are zero-byte frames (the journal's ``chunks_sent`` counts them; the wire has one chunk). Parallel
+  calls are several ``functionCall`` parts: all in one candidate of a whole body, one chunk per call in a stream
+  (google-genai reads each chunk's parts; a client must collect calls across chunks, not keep the last).
   ``empty_chunks`` are chunks with an empty text part. Gemini has no keep-alives, so ``keepalives`` send nothing
   (the SDK's line parser would even choke on SSE comments). An in-band error is ``data: {"error": {...}}`` with
   ``error`` as the first key, which is how the SDK detects it. A malformed frame is a ``data:`` line cut mid-JSON.
@@ -61,9 +63,10 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
     random_token,
 )
-from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.plan import ChatRequest, Plan, ToolCallPlan, ToolDef
 from mockserver.scenarios import DEFAULT_STATUS, Scenario
 from mockserver.truth import UsageTruth, count_tokens, input_tokens
 
@@ -547,9 +550,9 @@ class GeminiPersonality(Personality):
         ratings[blocked] = {"category": SAFETY_CATEGORIES[blocked], "probability": "HIGH", "blocked": True}
         return ratings
 
-    def _function_call(self, plan: Plan) -> dict[str, Any]:
-        assert plan.tool_call is not None
-        return {"functionCall": {"name": plan.tool_call.name, "args": json.loads(plan.tool_call.arguments)}}
+    @staticmethod
+    def _function_call(call: ToolCallPlan) -> dict[str, Any]:
+        return {"functionCall": {"name": call.name, "args": json.loads(call.arguments)}}
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None and ctx.scenario is not None
@@ -559,10 +562,10 @@ class GeminiPersonality(Personality):
         tool_calls: list[dict[str, Any]] = []
         if raw_finish == "SAFETY":
             text = ""  # a blocked candidate comes back without its parts
-        elif plan.tool_call is not None:
-            call = plan.tool_call
-            candidate["content"] = {"parts": [self._function_call(plan)], "role": "model"}
-            tool_calls = [{"index": 0, "id": None, "name": call.name, "arguments": call.arguments}]
+        elif plan.tool_calls:
+            parts = [self._function_call(call) for call in plan.tool_calls]
+            candidate["content"] = {"parts": parts, "role": "model"}
+            tool_calls = journal_tool_calls(plan, ids=False)
         else:
             candidate["content"] = {"parts": [{"text": text}], "role": "model"}
         candidate["finishReason"] = raw_finish
@@ -614,13 +617,13 @@ class GeminiPersonality(Personality):
     def stream_tool(
         self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
     ) -> Frame:
-        call = plan.tool_call
-        assert call is not None
         if fragment.name is None:
-            return Frame(b"", "tool")  # the call already went out whole with the first fragment
-        usage = self._snapshot(ctx, plan, count_tokens(call.name) + count_tokens(call.arguments))
-        candidate = {"content": {"parts": [self._function_call(plan)], "role": "model"}, "index": 0}
-        whole = ToolFragment(index=0, arguments=call.arguments, name=call.name)
+            return Frame(b"", "tool")  # the call already went out whole with its first fragment
+        call = plan.tool_calls[fragment.index]
+        sent = plan.tool_calls[: fragment.index + 1]  # calls are streamed in order, one per chunk
+        usage = self._snapshot(ctx, plan, sum(count_tokens(c.name) + count_tokens(c.arguments) for c in sent))
+        candidate = {"content": {"parts": [self._function_call(call)], "role": "model"}, "index": 0}
+        whole = ToolFragment(index=fragment.index, arguments=call.arguments, name=call.name)
         return Frame(self._event(ctx, self._response(ctx, candidate, usage)), "tool", tool=whole, usage=usage)
 
     def stream_empty(self, ctx: RequestContext, plan: Plan) -> Frame | None:

@@ -16,6 +16,7 @@ What is rendered, and why:
   ``null_usage`` and ``missing_usage`` both render the done line without them.
 * Tool calls arrive whole (``arguments`` an object, no id) in one ``done:false`` line; the engine's later
   argument fragments have nothing to add and go out as ``"content":""`` lines, as Ollama does while it buffers.
+  Parallel calls come one whole call per line, in order (the message has no index: clients count them).
   ``done_reason`` stays ``"stop"`` for a tool call, and ``filtered_output`` also ends with ``"stop"``: Ollama has
   no content filter and no such reason (the registry declares ``content_filter: false``).
 * Errors: ``{"error": "<text>"}`` with the status, in Ollama's own words: 404 ``model "x" not found, try pulling
@@ -48,8 +49,9 @@ from mockserver.personalities.base import (
     RequestContext,
     StreamState,
     ToolFragment,
+    journal_tool_calls,
 )
-from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.plan import ChatRequest, Plan, ToolCallPlan, ToolDef
 from mockserver.scenarios import Scenario
 from mockserver.truth import input_tokens
 
@@ -238,21 +240,15 @@ class OllamaPersonality(Personality):
         return body
 
     @staticmethod
-    def _tool_call(plan: Plan) -> dict[str, Any] | None:
-        call = plan.tool_call
-        if call is None:
-            return None
+    def _tool_call(call: ToolCallPlan) -> dict[str, Any]:
+        """A call as ollama-python's Message.ToolCall reads it: no id, ``arguments`` an object."""
         return {"function": {"name": call.name, "arguments": json.loads(call.arguments)}}
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         message: dict[str, Any] = {"role": "assistant", "content": plan.text}
-        tool_calls: list[dict[str, Any]] = []
-        call = self._tool_call(plan)
-        if call is not None and plan.tool_call is not None:
-            message["tool_calls"] = [call]
-            tool_calls = [
-                {"index": 0, "id": None, "name": plan.tool_call.name, "arguments": plan.tool_call.arguments}
-            ]
+        if plan.tool_calls:
+            message["tool_calls"] = [self._tool_call(call) for call in plan.tool_calls]
+        tool_calls = journal_tool_calls(plan, ids=False)
         body = self._done(ctx, plan, message)
         return Rendered(
             200,
@@ -281,11 +277,11 @@ class OllamaPersonality(Personality):
     def stream_tool(
         self, ctx: RequestContext, plan: Plan, fragment: ToolFragment, state: StreamState
     ) -> Frame:
-        call, planned = self._tool_call(plan), plan.tool_call
-        if fragment.id is None or call is None or planned is None:
+        if fragment.id is None or not plan.tool_calls:
             return self.stream_empty(ctx, plan)
-        whole = ToolFragment(index=0, arguments=planned.arguments, name=planned.name)
-        data = self._part(ctx, {"role": "assistant", "content": "", "tool_calls": [call]})
+        planned = plan.tool_calls[fragment.index]
+        whole = ToolFragment(index=fragment.index, arguments=planned.arguments, name=planned.name)
+        data = self._part(ctx, {"role": "assistant", "content": "", "tool_calls": [self._tool_call(planned)]})
         return Frame(data, "tool", tool=whole)
 
     def stream_empty(self, ctx: RequestContext, plan: Plan) -> Frame:

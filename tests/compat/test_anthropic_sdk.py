@@ -358,3 +358,47 @@ def test_rate_limit_headers_reach_the_sdk(server: MockServer, sid: str) -> None:
     assert headers["retry-after"] == "7"
     assert headers["anthropic-ratelimit-input-tokens-remaining"] == "0"
     assert headers["anthropic-ratelimit-input-tokens-reset"].endswith("Z")
+
+
+# --- parallel tool calls ---------------------------------------------------------------------------
+
+TWO_TOOLS: list[Any] = [
+    *TOOLS,
+    {
+        "name": "clock",
+        "description": "The time in a zone",
+        "input_schema": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+    },
+]
+
+
+@pytest.mark.parametrize("reasoning", [0, 5], ids=["tool-blocks-first", "after-a-thinking-block"])
+def test_stream_helper_accumulates_parallel_tool_use_blocks(server: MockServer, sid: str, reasoning: int) -> None:
+    """One tool_use block per call, one after the other: the SDK's accumulator (which appends a block on
+    content_block_start and routes deltas by block index) rebuilds every call with its own id and input."""
+    spec = {"tool_calls": 3, "chunks": 4, "reasoning_tokens": reasoning}
+    with (
+        client(server, sid) as c,
+        c.messages.stream(
+            model=MODEL, max_tokens=256, messages=MESSAGES, tools=TWO_TOOLS, extra_headers=scenario(spec)
+        ) as stream,
+    ):
+        final = stream.get_final_message()
+    (e,) = server.journal(sid)
+    sent = e["tool_calls_sent"]
+    blocks = [b for b in final.content if b.type == "tool_use"]
+    got = [(b.id, b.name, b.input) for b in blocks]
+    assert got == [(s["id"], s["name"], json.loads(s["arguments"])) for s in sent]
+    assert [s["name"] for s in sent] == ["lookup", "clock", "lookup"] and len({s["id"] for s in sent}) == 3
+    assert len(final.content) == 3 + (1 if reasoning else 0)
+    assert final.stop_reason == "tool_use"
+    assert final.usage.output_tokens == e["usage_truth"]["output_tokens"]
+
+
+def test_completion_carries_every_parallel_tool_use_block(server: MockServer, sid: str) -> None:
+    with client(server, sid) as c:
+        msg = create(c, "parallel_tool_calls", tools=TWO_TOOLS)
+    (e,) = server.journal(sid)
+    got = [(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"]
+    assert got == [(s["id"], s["name"], json.loads(s["arguments"])) for s in e["tool_calls_sent"]]
+    assert len(got) == 2 and msg.stop_reason == "tool_use"

@@ -289,3 +289,64 @@ def test_retry_after_above_sdk_cap_is_not_retried(server: MockServer, sid: str) 
             {"preset": "rate_limit", "retry_after": 300}))  # fmt: skip
     (e,) = server.journal(sid)
     assert e["response_headers"]["retry-after"] == "300"
+
+
+# --- parallel tool calls ---------------------------------------------------------------------------
+
+TWO_TOOLS: list[Any] = [
+    *TOOLS,
+    {
+        "type": "function",
+        "function": {
+            "name": "clock",
+            "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+        },
+    },
+]
+
+
+def test_stream_helper_reassembles_interleaved_parallel_tool_calls(server: MockServer, sid: str) -> None:
+    """The SDK's own accumulator (ChatCompletionStreamState, keyed by ``tool_calls[].index``) rebuilds every call
+    from the mock's interleaved fragments: the interleaving is a form the real protocol allows."""
+    spec = {"tool_calls": 3, "chunks": 4}
+    with (
+        client(server, sid) as c,
+        c.chat.completions.stream(
+            model="gpt-4o", messages=MESSAGES, tools=TWO_TOOLS, extra_headers=scenario(spec)
+        ) as stream,
+    ):
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    (e,) = server.journal(sid)
+    sent = e["tool_calls_sent"]
+    calls = final.choices[0].message.tool_calls or []
+    got = [(c.id, c.function.name, c.function.arguments) for c in calls]  # type: ignore[union-attr]
+    assert got == [(s["id"], s["name"], s["arguments"]) for s in sent]
+    assert [s["name"] for s in sent] == ["lookup", "clock", "lookup"]  # round-robin over the declared tools
+    assert len({s["id"] for s in sent}) == 3 and sent[0]["arguments"] != sent[2]["arguments"]
+    chunks = [
+        json.loads(line[len("data: ") :])
+        for line in e["wire"].splitlines()
+        if line.startswith("data: {")
+    ]
+    indexes = [
+        tc["index"]
+        for chunk in chunks
+        for choice in chunk.get("choices", [])
+        for tc in choice["delta"].get("tool_calls") or []
+    ]
+    assert indexes[:3] == [0, 1, 2] and indexes != sorted(indexes), f"fragments not interleaved: {indexes}"
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_completion_carries_every_parallel_tool_call(server: MockServer, sid: str) -> None:
+    with client(server, sid) as c:
+        resp = c.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, tools=TWO_TOOLS, extra_headers=scenario("parallel_tool_calls")
+        )
+    (e,) = server.journal(sid)
+    calls = resp.choices[0].message.tool_calls or []
+    got = [(c.id, c.function.name, c.function.arguments) for c in calls]  # type: ignore[union-attr]
+    assert got == [(s["id"], s["name"], s["arguments"]) for s in e["tool_calls_sent"]]
+    assert len(got) == 2 and resp.choices[0].finish_reason == "tool_calls"

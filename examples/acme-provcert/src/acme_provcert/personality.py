@@ -142,8 +142,8 @@ class AcmePersonality(Personality):
 
     def render_completion(self, ctx: RequestContext, plan: Plan) -> Rendered:
         assert ctx.chat is not None
-        call = plan.tool_call
-        calls = [{"id": call.id, "name": call.name, "args": json.loads(call.arguments)}] if call else []
+        # every call of the answer (several when the scenario asks for parallel tool calls), in order
+        calls = [{"id": c.id, "name": c.name, "args": json.loads(c.arguments)} for c in plan.tool_calls]
         body: dict[str, Any] = {
             "id": ctx.response_id,
             "model": ctx.chat.model,
@@ -160,10 +160,9 @@ class AcmePersonality(Personality):
             dumps(body).encode(),
             text=plan.text,
             tool_calls=[
-                {"index": 0, "id": c["id"], "name": c["name"], "arguments": call.arguments} for c in calls
-            ]
-            if call
-            else [],
+                {"index": i, "id": c.id, "name": c.name, "arguments": c.arguments}
+                for i, c in enumerate(plan.tool_calls)
+            ],
             usage=tokens,
             finish_reason=body["stop"],
         )
