@@ -11,8 +11,8 @@ import pytest
 
 from adapters.base import Timeouts
 from adapters.errors import ErrorKind
-from adapters.types import End, Start, TextDelta, ToolCallDelta
-from harness.assertions import FAULT_KINDS, assert_error, chat_request, only, run_stream
+from adapters.types import End, Start, TextDelta, ToolCallDelta, ToolSpec
+from harness.assertions import FAULT_KINDS, WEATHER_TOOL, assert_error, chat_request, only, run_stream
 from harness.checks import check, evidence, not_applicable
 
 
@@ -191,26 +191,65 @@ async def test_end_event(make_adapter, mock, entry):
     )
 
 
+#: A second declared tool, so the mock's round-robin answers with calls of different tools and two calls of one tool.
+CLOCK_TOOL = ToolSpec(
+    name="get_time",
+    description="Current time in a time zone",
+    parameters={"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+)
+#: Three parallel calls over two tools: get_weather, get_time, get_weather (two calls of one tool with different
+#: arguments, so an adapter that merges calls by name, or keeps one per tool, fails too).
+PARALLEL_CALLS = 3
+
+
+def _sent_arguments(call: dict[str, Any]) -> Any:
+    raw = call["arguments"]
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
 @check("STR-TOOLS")
 async def test_tool_fragments(make_adapter, mock, entry):
+    """Parallel tool calls, streamed: every call the mock sent comes back as its own ToolCall (name, id, arguments)
+    in End.tool_calls, and each call's ToolCallDelta fragments concatenate to its arguments. On index-keyed wires
+    (OpenAI's) the mock interleaves the calls' fragments, so an adapter must key fragments by index, not by arrival."""
     if not entry.capabilities.tools:
         not_applicable(f"{entry.provider_id} declares no tool calling")
-    run, sent = await _stream(make_adapter, mock, "tool_call", tools=True)
+    adapter = make_adapter()
+    mock.queue({"preset": "parallel_tool_calls", "tool_calls": PARALLEL_CALLS})
+    request = chat_request(adapter.entry, tools=True).model_copy(update={"tools": (WEATHER_TOOL, CLOCK_TOOL)})
+    run = await run_stream(adapter.stream(request))
+    sent = only(mock.journal())
     assert run.error is None, f"stream failed: {run.error!r}"
     sent_calls = sent["tool_calls_sent"]
-    assert sent_calls, "the mock sent no tool call"
+    assert len(sent_calls) == PARALLEL_CALLS, (
+        f"the mock sent {len(sent_calls)} tool calls, not {PARALLEL_CALLS}; the scenario was not exercised"
+    )
+    assert len(run.ends) == 1, f"{len(run.ends)} End events"
     end = run.ends[0]
     assert end.finish_reason == "tool_calls", f"finish_reason {end.finish_reason!r}"
+    want = [(c["name"], _sent_arguments(c)) for c in sent_calls]
     got = [(c.name, c.arguments) for c in end.tool_calls]
-    want = [
-        (c["name"], json.loads(c["arguments"]) if isinstance(c["arguments"], str) else c["arguments"])
-        for c in sent_calls
-    ]
-    assert got == want, f"reassembled tool calls {got}, the mock sent {want}"
-    fragments = "".join(
-        e.arguments_fragment for e in run.events if isinstance(e, ToolCallDelta) and e.index == 0
-    )
-    if fragments:
-        assert json.loads(fragments) == want[0][1], (
-            "ToolCallDelta fragments do not concatenate to the arguments"
+    assert got == want, f"reassembled {len(got)} tool calls {got}, the mock sent {len(want)}: {want}"
+    sent_ids = [c["id"] for c in sent_calls]
+    if all(sent_ids):
+        got_ids = [c.id for c in end.tool_calls]
+        assert got_ids == sent_ids, f"tool call ids {got_ids}, the mock sent {sent_ids}"
+    deltas = [e for e in run.events if isinstance(e, ToolCallDelta)]
+    order = [e.index for e in deltas]
+    indexes = list(dict.fromkeys(order))
+    if deltas:
+        assert len(indexes) == len(sent_calls), (
+            f"ToolCallDelta events carry indexes {indexes}: {len(sent_calls)} calls were sent"
         )
+        for number, index in enumerate(indexes):
+            fragments = "".join(e.arguments_fragment for e in deltas if e.index == index)
+            assert json.loads(fragments or "{}") == want[number][1], (
+                f"ToolCallDelta fragments of index {index} concatenate to {fragments!r}, "
+                f"the mock sent {want[number][1]}"
+            )
+    interleaved = order != sorted(order)
+    evidence(
+        f"{len(got)} parallel tool calls ({', '.join(n for n, _ in got)}) reassembled with the names, "
+        f"{'ids, ' if all(sent_ids) else ''}arguments the mock sent; {len(deltas)} fragments"
+        f"{', interleaved across calls' if interleaved else ''} keyed to {len(indexes)} indexes"
+    )

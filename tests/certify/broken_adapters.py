@@ -110,3 +110,35 @@ class LeaksRawExceptions(OpenAIAdapter):
         if response.status_code != 200:
             raise self.status_error(response)
         return self.parse_completion(response.json(), request, response.headers.get(self.request_id_header))
+
+
+class MergesParallelToolCalls(OpenAIAdapter):
+    """Assumes an answer has one tool call: keys every tool-call fragment to index 0, so parallel calls merge into
+    one (the last header's id and name, every call's argument text run together). Must fail: STR-TOOLS."""
+
+    def _chunk_events(self, data: str, acc: StreamAccumulator) -> list[StreamEvent]:
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            return super()._chunk_events(data, acc)
+        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+            for call in (choice.get("delta") or {}).get("tool_calls") or []:
+                call["index"] = 0
+        return super()._chunk_events(json.dumps(chunk), acc)
+
+
+class AppendsToLatestToolCall(OpenAIAdapter):
+    """Keys each argument fragment to the call whose header arrived last instead of to the index it names, which
+    holds only while calls arrive one after the other: the mock's interleaved fragments go to the wrong call.
+    Must fail: STR-TOOLS."""
+
+    def _chunk_events(self, data: str, acc: StreamAccumulator) -> list[StreamEvent]:
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            return super()._chunk_events(data, acc)
+        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+            for call in (choice.get("delta") or {}).get("tool_calls") or []:
+                if call.get("id") is None and acc.tools:
+                    call["index"] = max(acc.tools)
+        return super()._chunk_events(json.dumps(chunk), acc)
