@@ -359,3 +359,28 @@ def test_queued_429s_then_success(server: MockServer, sid: str) -> None:
     assert entries[0]["response_headers"]["retry-after-ms"] == "10"
     assert resp._request_id == entries[-1]["request_id"]
     assert resp.choices[0].message.content == entries[-1]["text_sent"]
+
+
+def test_stream_parallel_tool_call_fragments_keyed_by_index(server: MockServer, sid: str) -> None:
+    """Interleaved fragments of three calls, each rebuilt from its own ``index`` (the accumulator helper cannot read
+    Azure streams, see above, so the chunks are folded here as a client would)."""
+    with client(server, sid) as c:
+        chunks = list(
+            c.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                tools=TOOLS,
+                stream=True,
+                extra_headers=scenario({"tool_calls": 3}),
+            )
+        )
+    (e,) = server.journal(sid)
+    calls: dict[int, list[str]] = {}
+    ids: dict[int, str | None] = {}
+    for ch in chunks:
+        if ch.choices and ch.choices[0].delta and ch.choices[0].delta.tool_calls:
+            for f in ch.choices[0].delta.tool_calls:
+                calls.setdefault(f.index, []).append((f.function.arguments or "") if f.function else "")
+                ids[f.index] = f.id or ids.get(f.index)
+    got = [(ids[i], "".join(calls[i])) for i in sorted(calls)]
+    assert got == [(s["id"], s["arguments"]) for s in e["tool_calls_sent"]] and len(got) == 3

@@ -405,3 +405,24 @@ def test_stall_mid_stream_raises_read_timeout(server: MockServer, sid: str) -> N
         _drain(converse_stream(client))
     (e,) = server.journal(sid)
     assert e["stalled"] and e["chunks_sent"] == 2
+
+
+def test_converse_stream_parallel_tool_use_blocks(server: MockServer, sid: str, bedrock: Any) -> None:
+    """One block per call, each keyed by its contentBlockIndex from start to stop: botocore parses every event."""
+    server.queue(sid, {"tool_calls": 3})
+    events, _ = _drain(converse_stream(bedrock, toolConfig=TOOLS))
+    (e,) = server.journal(sid)
+    sent = e["tool_calls_sent"]
+    starts = [ev["contentBlockStart"] for ev in events if "contentBlockStart" in ev]
+    assert [(s["contentBlockIndex"], s["start"]["toolUse"]) for s in starts] == [
+        (c["index"], {"toolUseId": c["id"], "name": c["name"]}) for c in sent
+    ]
+    for call in sent:
+        arguments = "".join(
+            ev["contentBlockDelta"]["delta"]["toolUse"]["input"]
+            for ev in events
+            if ev.get("contentBlockDelta", {}).get("contentBlockIndex") == call["index"]
+        )
+        assert arguments == call["arguments"]
+    stops = [ev["contentBlockStop"]["contentBlockIndex"] for ev in events if "contentBlockStop" in ev]
+    assert stops == [0, 1, 2] and len({c["arguments"] for c in sent}) == 3

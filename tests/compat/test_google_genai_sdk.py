@@ -370,3 +370,23 @@ def test_opt_in_retries_ignore_retry_info(server: MockServer, sid: str) -> None:
     assert time.monotonic() - started < 5, "the SDK waited for RetryInfo, which it should ignore"
     assert [e["status"] for e in entries] == [429, 429, 200]
     assert resp.response_id == entries[-1]["request_id"] and resp.text == entries[-1]["text_sent"]
+
+
+def test_parallel_function_calls_whole_and_streamed(server: MockServer, sid: str) -> None:
+    """Several functionCall parts in one candidate, and one per chunk when streamed: the SDK lists them all."""
+    server.queue(sid, {"tool_calls": 3}, {"tool_calls": 3})
+    config = types.GenerateContentConfig(
+        tools=[TOOL], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    c = client(server, sid)
+    resp = c.models.generate_content(model=MODEL, contents="Look it up", config=config)
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents="Look it up", config=config))
+    first, second = server.journal(sid)
+    assert [(f.name, f.args) for f in resp.function_calls or []] == [
+        (t["name"], json.loads(t["arguments"])) for t in first["tool_calls_sent"]
+    ]
+    streamed = [f for ch in chunks for f in ch.function_calls or []]
+    assert [(f.name, f.args) for f in streamed] == [
+        (t["name"], json.loads(t["arguments"])) for t in second["tool_calls_sent"]
+    ]
+    assert len(streamed) == 3 and len({json.dumps(f.args, sort_keys=True) for f in streamed}) == 3

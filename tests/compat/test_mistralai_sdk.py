@@ -235,3 +235,37 @@ def test_configured_retries_skip_non_retryable_statuses(server: MockServer, sid:
     with pytest.raises(errors.SDKError):
         sdk.chat.complete(model="m", messages=MESSAGES, retries=FAST_RETRIES)
     assert len(server.journal(sid)) == 1
+
+
+# --- parallel tool calls ---------------------------------------------------------------------------
+
+
+def test_parallel_tool_calls_stream_whole_with_their_indexes(
+    server: MockServer, sid: str, sdk: Mistral
+) -> None:
+    """Each call arrives whole in its own delta with its own id and index: the SDK validates every one."""
+    spec = {"tool_calls": 3}
+    events = list(
+        sdk.chat.stream(
+            model="mistral-large-latest", messages=MESSAGES, tools=TOOLS, http_headers=scenario(spec)
+        )
+    )
+    (e,) = server.journal(sid)
+    calls = [call for ev in events for call in ev.data.choices[0].delta.tool_calls or []]
+    got = [(c.index, c.id, c.function.name, c.function.arguments) for c in calls]
+    assert got == [(s["index"], s["id"], s["name"], s["arguments"]) for s in e["tool_calls_sent"]]
+    assert len({c.id for c in calls}) == 3 and events[-1].data.choices[0].finish_reason == "tool_calls"
+
+
+def test_parallel_tool_calls_completion(server: MockServer, sid: str, sdk: Mistral) -> None:
+    resp = sdk.chat.complete(
+        model="mistral-large-latest",
+        messages=MESSAGES,
+        tools=TOOLS,
+        http_headers=scenario("parallel_tool_calls"),
+    )
+    (e,) = server.journal(sid)
+    message = resp.choices[0].message
+    assert message is not None and isinstance(message.tool_calls, list)
+    got = [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls]
+    assert got == [(s["id"], s["name"], s["arguments"]) for s in e["tool_calls_sent"]] and len(got) == 2

@@ -246,3 +246,19 @@ def test_queued_failure_then_success_needs_a_second_call(server: MockServer, sid
     entries = server.journal(sid)
     assert [e["status"] for e in entries] == [500, 200]
     assert resp.message.content == entries[-1]["text_sent"]
+
+
+def test_parallel_tool_calls_whole_and_streamed(server: MockServer, sid: str) -> None:
+    """Every call in the message (and one per line when streamed), each with object arguments, as the SDK reads."""
+    server.queue(sid, {"tool_calls": 3}, {"tool_calls": 3})
+    c = client(server, sid)
+    resp = c.chat(model="llama3.2", messages=MESSAGES, tools=TOOLS)
+    _, parts = collect(c.chat(model="llama3.2", messages=MESSAGES, tools=TOOLS, stream=True))
+    first, second = server.journal(sid)
+    whole = [(t.function.name, dict(t.function.arguments)) for t in resp.message.tool_calls or []]
+    assert whole == [(s["name"], json.loads(s["arguments"])) for s in first["tool_calls_sent"]]
+    streamed = [
+        (t.function.name, dict(t.function.arguments)) for p in parts for t in p.message.tool_calls or []
+    ]
+    assert streamed == [(s["name"], json.loads(s["arguments"])) for s in second["tool_calls_sent"]]
+    assert len(streamed) == 3 and len({json.dumps(a, sort_keys=True) for _, a in streamed}) == 3

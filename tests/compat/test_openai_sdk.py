@@ -321,7 +321,7 @@ def test_stream_helper_reassembles_interleaved_parallel_tool_calls(server: MockS
     (e,) = server.journal(sid)
     sent = e["tool_calls_sent"]
     calls = final.choices[0].message.tool_calls or []
-    got = [(c.id, c.function.name, c.function.arguments) for c in calls]  # type: ignore[union-attr]
+    got = [(c.id, c.function.name, c.function.arguments) for c in calls]
     assert got == [(s["id"], s["name"], s["arguments"]) for s in sent]
     assert [s["name"] for s in sent] == ["lookup", "clock", "lookup"]  # round-robin over the declared tools
     assert len({s["id"] for s in sent}) == 3 and sent[0]["arguments"] != sent[2]["arguments"]

@@ -217,3 +217,21 @@ def test_queued_429s_then_success(server: MockServer, sid: str) -> None:
     assert [e["status"] for e in entries] == [429, 429, 200]
     assert entries[0]["response_headers"]["Retry-After"] == "0.01"
     assert resp.id == entries[-1]["request_id"]
+
+
+def test_stream_helper_reassembles_interleaved_parallel_tool_calls(server: MockServer, sid: str) -> None:
+    """OpenRouter relays index-keyed fragments; the SDK's accumulator rebuilds every interleaved call."""
+    with (
+        client(server, sid) as c,
+        c.chat.completions.stream(
+            model=MODEL, messages=MESSAGES, tools=TOOLS, extra_headers=scenario({"tool_calls": 3})
+        ) as stream,
+    ):
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    (e,) = server.journal(sid)
+    calls = final.choices[0].message.tool_calls or []
+    got = [(c.id, c.function.name, c.function.arguments) for c in calls]
+    assert got == [(s["id"], s["name"], s["arguments"]) for s in e["tool_calls_sent"]] and len(got) == 3
+    assert final.choices[0].finish_reason == "tool_calls"

@@ -18,6 +18,7 @@ from mock_helpers import HTTP, stream_raw
 from harness.real_cassettes import chat_recordings, load
 from mockserver.scenarios import PRESETS
 from mockserver.testing import MockServer
+from mockserver.truth import count_tokens
 
 FAKE_KEY = "sk-ant-api03-FAKE0123456789abcdef0123"
 VERSION = "2023-06-01"
@@ -472,3 +473,41 @@ def test_abort_mid_stream_drops_the_connection(server: MockServer, sid: str, url
     e = last(server, sid)
     received = info.value.received  # type: ignore[attr-defined]
     assert e["aborted"] and e["aborted_after_chunks"] == 3 and b"message_stop" not in received
+
+
+def test_parallel_tool_calls_stream_one_block_each_in_sequence(
+    server: MockServer, sid: str, url: str
+) -> None:
+    """Each parallel call is its own tool_use block: started, filled and stopped before the next index starts."""
+    spec = {"tool_calls": 3, "chunks": 4}
+    _, raw = stream_raw(url, body(stream=True, tools=TOOLS), headers(sid, spec))
+    e = last(server, sid)
+    sent = e["tool_calls_sent"]
+    evs = parsed(raw)
+    blocks = [p for n, p in evs if n.startswith("content_block")]
+    indexes = [p["index"] for p in blocks]
+    assert indexes == sorted(indexes) and sorted(set(indexes)) == [0, 1, 2]
+    for index, call in enumerate(sent):
+        mine = [p for p in blocks if p["index"] == index]
+        assert mine[0]["type"] == "content_block_start" and mine[-1]["type"] == "content_block_stop"
+        assert mine[0]["content_block"] == {
+            "type": "tool_use",
+            "id": call["id"],
+            "name": call["name"],
+            "input": {},
+        }
+        fragments = "".join(p["delta"]["partial_json"] for p in mine if p["type"] == "content_block_delta")
+        assert json.loads(fragments) == json.loads(call["arguments"])
+    assert len({c["id"] for c in sent}) == 3 and len({c["arguments"] for c in sent}) == 3
+    assert dict(evs)["message_delta"]["delta"]["stop_reason"] == "tool_use"
+    tool_tokens = sum(count_tokens(c["name"]) + count_tokens(c["arguments"]) for c in sent)
+    assert e["usage_truth"]["output_tokens"] == tool_tokens
+
+
+def test_parallel_tool_calls_completion(server: MockServer, sid: str, url: str) -> None:
+    r = HTTP.post(url, json=body(tools=TOOLS), headers=headers(sid, "parallel_tool_calls"))
+    e = last(server, sid)
+    content = r.json()["content"]
+    got = [(b["id"], b["name"], b["input"]) for b in content]
+    assert got == [(c["id"], c["name"], json.loads(c["arguments"])) for c in e["tool_calls_sent"]]
+    assert len(got) == 2 and r.json()["stop_reason"] == "tool_use"

@@ -463,3 +463,41 @@ def test_converse_shapes_match_a_real_claude_recording(server: MockServer, sid: 
     assert sorted(mock) == sorted(recorded)
     assert sorted(mock["usage"]) == sorted(recorded["usage"])
     assert sorted(mock["output"]["message"]) == sorted(recorded["output"]["message"])
+
+
+def test_parallel_tool_calls_stream_one_block_each_in_sequence(server: MockServer, sid: str) -> None:
+    """Each parallel call is its own content block: contentBlockStart, its deltas and contentBlockStop, all keyed by
+    one contentBlockIndex, before the next index starts (read with botocore's own event-stream decoder)."""
+    spec = {"tool_calls": 3, "chunks": 4, "empty_chunks": 2}
+    _, raw = stream_raw(url(server, stream=True), body(toolConfig=TOOLS), headers(sid, spec))
+    e = last(server, sid)
+    sent = e["tool_calls_sent"]
+    blocks = [(n, p) for n, p in events(raw) if n.startswith("contentBlock")]
+    indexes = [p["contentBlockIndex"] for _, p in blocks]
+    assert indexes == sorted(indexes) and sorted(set(indexes)) == [0, 1, 2]
+    for index, call in enumerate(sent):
+        mine = [(n, p) for n, p in blocks if p["contentBlockIndex"] == index]
+        assert mine[0] == (
+            "contentBlockStart",
+            {**mine[0][1], "start": {"toolUse": {"name": call["name"], "toolUseId": call["id"]}}},
+        )
+        assert mine[-1][0] == "contentBlockStop"
+        fragments = "".join(p["delta"]["toolUse"]["input"] for n, p in mine if n == "contentBlockDelta")
+        assert fragments == call["arguments"]
+    assert len({c["id"] for c in sent}) == 3
+    assert e["usage_truth"]["output_tokens"] == sum(
+        count_tokens(c["name"]) + count_tokens(c["arguments"]) for c in sent
+    )
+
+
+def test_parallel_tool_calls_completion(server: MockServer, sid: str) -> None:
+    data = HTTP.post(
+        url(server), json=body(toolConfig=TOOLS), headers=headers(sid, "parallel_tool_calls")
+    ).json()
+    e = last(server, sid)
+    got = [b["toolUse"] for b in data["output"]["message"]["content"]]
+    assert got == [
+        {"input": json.loads(c["arguments"]), "name": c["name"], "toolUseId": c["id"]}
+        for c in e["tool_calls_sent"]
+    ]
+    assert len(got) == 2 and data["stopReason"] == "tool_use"
