@@ -470,8 +470,11 @@ def write_summary(
                 data.get("source", ""),
             )
         )
+    measured = {r.module for r in reports}
+    not_measured = [m for m in modules() if m not in measured]
     summary = {
         "goal": GOAL,
+        "not_measured": not_measured,
         "score": "detected / (total - equivalent - error); detected = killed + timeout",
         "modules": [
             {"module": r.module, "oracle": r.oracle, **r.counts(), "not_run": r.not_run, "score": r.score()}
@@ -479,11 +482,11 @@ def write_summary(
         ],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(_markdown(reports), encoding="utf-8")
+    (out / "summary.md").write_text(_markdown(reports, not_measured), encoding="utf-8")
     return summary
 
 
-def _markdown(reports: Sequence[ModuleReport]) -> str:
+def _markdown(reports: Sequence[ModuleReport], not_measured: Sequence[str] = ()) -> str:
     lines = [
         "# Mutation testing: adapters/ against the certification suite",
         "",
@@ -501,6 +504,8 @@ def _markdown(reports: Sequence[ModuleReport]) -> str:
             f"| `{r.module}` | {', '.join(r.oracle)} | {c['total']} | {c['killed']} | {c['timeout']} | "
             f"{c['survived']} | {c['equivalent']} | {c['needs_check']} | {c['unexplained']} | {r.not_run} | {shown} |"
         )
+    if not_measured:
+        lines += ["", f"Not measured yet: {', '.join(f'`{m}`' for m in not_measured)}."]
     for r in reports:
         survivors = [m for m in r.mutants if m.outcome == "survived"]
         lines += ["", f"## `{r.module}`: {len(survivors)} surviving", ""]
