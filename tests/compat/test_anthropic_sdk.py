@@ -373,7 +373,9 @@ TWO_TOOLS: list[Any] = [
 
 
 @pytest.mark.parametrize("reasoning", [0, 5], ids=["tool-blocks-first", "after-a-thinking-block"])
-def test_stream_helper_accumulates_parallel_tool_use_blocks(server: MockServer, sid: str, reasoning: int) -> None:
+def test_stream_helper_accumulates_parallel_tool_use_blocks(
+    server: MockServer, sid: str, reasoning: int
+) -> None:
     """One tool_use block per call, one after the other: the SDK's accumulator (which appends a block on
     content_block_start and routes deltas by block index) rebuilds every call with its own id and input."""
     spec = {"tool_calls": 3, "chunks": 4, "reasoning_tokens": reasoning}

@@ -299,7 +299,11 @@ TWO_TOOLS: list[Any] = [
         "type": "function",
         "function": {
             "name": "clock",
-            "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"zone": {"type": "string"}},
+                "required": ["zone"],
+            },
         },
     },
 ]
@@ -326,9 +330,7 @@ def test_stream_helper_reassembles_interleaved_parallel_tool_calls(server: MockS
     assert [s["name"] for s in sent] == ["lookup", "clock", "lookup"]  # round-robin over the declared tools
     assert len({s["id"] for s in sent}) == 3 and sent[0]["arguments"] != sent[2]["arguments"]
     chunks = [
-        json.loads(line[len("data: ") :])
-        for line in e["wire"].splitlines()
-        if line.startswith("data: {")
+        json.loads(line[len("data: ") :]) for line in e["wire"].splitlines() if line.startswith("data: {")
     ]
     indexes = [
         tc["index"]
