@@ -40,7 +40,7 @@ from mockserver.personalities.base import (
     StreamState,
     ToolFragment,
 )
-from mockserver.plan import Plan, make_plan
+from mockserver.plan import ChatRequest, Plan, make_plan
 from mockserver.scenarios import DEFAULT_STATUS, MAX_WAIT_SECONDS, Scenario, ScenarioError
 from mockserver.sessions import header_scenario, select, session_of
 from mockserver.state import STATE_KEY, MockState
@@ -53,6 +53,16 @@ POLL_INTERVAL = 0.02
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Fault = Literal["abort", "error", "malformed", "stall"]
 Item = tuple[Literal["content", "empty", "keepalive"], int]
+
+
+def read_asked(personality: Personality, ctx: RequestContext, chat: ChatRequest) -> dict[str, Any] | None:
+    """The personality's reading of what was asked, for the journal. A reader that trips over an odd body must not
+    turn a valid request into a 500: the journal then says what went wrong instead."""
+    try:
+        asked = personality.asked(ctx, chat)
+    except Exception as exc:  # any reader bug is reported in the journal, never to the client
+        return {"unreadable": f"{type(exc).__name__}: {exc}"[:200]}
+    return asked.to_dict() if asked is not None else None
 
 
 def mock_error(status: int, message: str, kind: str = "mock_scenario_error") -> Rendered:
@@ -251,10 +261,14 @@ class Engine:
             return await send_rendered(request, entry, rejected.rendered)
         ctx.chat = chat
         entry.stream = chat.stream
+        entry.asked = read_asked(p, ctx, chat)
         selection = select(header, state.sessions, entry.session)
         scenario = selection.scenario
         ctx.scenario = scenario
         entry.scenario = selection.as_dict()
+        problem = p.scenario_problem(scenario)
+        if problem is not None:
+            return await send_rendered(request, entry, mock_error(400, problem))
 
         if scenario.hang:
             return await self._hang(request, entry)
@@ -428,6 +442,7 @@ async def send_rendered(request: web.Request, entry: JournalEntry, rendered: Ren
     entry.finish_reason_sent = rendered.finish_reason
     if rendered.error_kind is not None:
         entry.error_kind = rendered.error_kind
+    entry.retry_hint = rendered.retry_hint
     entry.frames_sent = 1 if rendered.body else 0
     if rendered.status < 400 and rendered.finish_reason is not None:
         entry.chunks_sent = 1 if rendered.text or rendered.tool_calls else 0

@@ -111,6 +111,8 @@ class JournalEntry:
     query: dict[str, str]
     request_headers: dict[str, str]
     request_body: Any = None
+    #: what the caller asked for, read by the personality (:mod:`mockserver.asked`); None if it does not say
+    asked: dict[str, Any] | None = None
     auth_fingerprint: str | None = None
     scenario: dict[str, Any] | None = None
     status: int | None = None
@@ -131,6 +133,8 @@ class JournalEntry:
     malformed: bool = False
     terminated: bool = False
     error_kind: str | None = None
+    #: what the retry hint sent means: ``{"form", "seconds", "deadline"}`` (see :mod:`mockserver.retry_hints`)
+    retry_hint: dict[str, Any] | None = None
     client_disconnected: bool = False
     complete: bool = False
     started_at: float = field(default_factory=time.time)
@@ -249,6 +253,7 @@ class JournalEntry:
             "query": dict(self.query),
             "request_headers": dict(self.request_headers),
             "request_body": self._request_body(),
+            "asked": self.asked,
             "auth_fingerprint": self.auth_fingerprint,
             "scenario": self.scenario,
             "status": self.status,
@@ -269,6 +274,7 @@ class JournalEntry:
             "malformed": self.malformed,
             "terminated": self.terminated,
             "error_kind": self.error_kind,
+            "retry_hint": self.retry_hint,
             "client_disconnected": self.client_disconnected,
             "complete": self.complete,
             "started_at": self.started_at,

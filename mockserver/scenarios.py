@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mockserver.retry_hints import RetryForm
+
 #: Provider-neutral error kinds a personality knows how to render as an HTTP error response.
 FaultKind = Literal[
     "rate_limit",
@@ -113,10 +115,18 @@ LIMITS: dict[str, Limit] = {
             "reasoning_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
         ),
         Limit(
-            "report_input_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
+            "report_input_tokens",
+            1_000_000_000,
+            "tokens",
+            "a usage count clients must still represent",
+            low=0,
         ),
         Limit(
-            "report_output_tokens", 1_000_000_000, "tokens", "a usage count clients must still represent", low=0
+            "report_output_tokens",
+            1_000_000_000,
+            "tokens",
+            "a usage count clients must still represent",
+            low=0,
         ),
         Limit("ttft", MAX_WAIT_SECONDS, "seconds", "a wait that pins a connection", low=0),
         Limit("chunk_delay", 10, "seconds", "paid between every pair of chunks", low=0),
@@ -165,6 +175,11 @@ class Scenario(BaseModel):
         ge=_ge("retry_after"),
         le=_le("retry_after"),
         description="seconds, rendered in the provider's own form",
+    )
+    retry_after_form: RetryForm | None = Field(
+        None,
+        description="which of the provider's retry-hint forms carries retry_after (default: the personality's "
+        "first declared form; a form its real provider never sends is a 400 listing the supported ones)",
     )
     headers_delay: float = Field(
         0.0,

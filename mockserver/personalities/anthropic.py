@@ -51,12 +51,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import secrets
 import string
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
 from mockserver.framing import dumps, sse_event
 from mockserver.personalities.base import (
     Frame,
@@ -70,6 +71,7 @@ from mockserver.personalities.base import (
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.retry_hints import RetryHint, deadline_after
 from mockserver.scenarios import Scenario
 from mockserver.truth import input_tokens
 
@@ -176,9 +178,50 @@ def retry_after_value(seconds: float) -> str:
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
+#: Where each fault body comes from (§4 is provider-wire-formats.md §4; "#N" a row of the real-cassettes INDEX.md).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "§4 (429 rate_limit_error; retry-after in seconds; RFC 3339 anthropic-ratelimit-*-reset); "
+    "docs.claude.com/en/api/errors",
+    "auth_error": "§4 (401 authentication_error); docs.claude.com/en/api/errors",
+    "permission_denied": "§4 (403 permission_error); docs.claude.com/en/api/errors",
+    "not_found": "real recording #7 (404 not_found_error 'model: claude-sonet-4-5')",
+    "bad_request": "real recording #8 (400 invalid_request_error)",
+    "server_error": "§4 (500 api_error); docs.claude.com/en/api/errors",
+    "gateway_timeout": "§4 (504 timeout_error); docs.claude.com/en/api/errors",
+    "overloaded": "§4 (529 overloaded_error 'Overloaded', verified against the SDK)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "quota_exhausted": "the credit-balance 400 is quoted from client logs; the spend-limit 429 from the 2.x SDK's "
+    "error classes, neither recorded",
+    "context_length": "the 'prompt is too long' wording is from client reports, not recorded",
+    "content_filter": "'Output blocked by content filtering policy' is from client reports, not recorded",
+    "bad_gateway": "a JSON api_error 502 is assumed; the real edge may send an HTML page",
+    "service_unavailable": "a JSON api_error 503 is assumed; the real edge may send an HTML page",
+}
+
+#: Anthropic's retry hints. §4: "A 429 carries retry-after in seconds" and the -reset values are RFC 3339 timestamps;
+#: the SDK reads retry-after (anthropic/_base_client.py:879-911); the reset headers are read by no SDK, only by
+#: clients that plan their own waits, which is why a client must fall back to them when retry-after is absent.
+RETRY_HINT_FORMS: dict[str, str] = {
+    "seconds": "retry-after delta-seconds beside the reset headers: provider-wire-formats.md §4; "
+    "anthropic/_base_client.py:896-903",
+    "reset_headers": "anthropic-ratelimit-*-reset RFC 3339 timestamps alone: provider-wire-formats.md §4 "
+    "(platform.claude.com/docs/en/api/rate-limits, response headers)",
+}
+
+
+#: ``tool_choice.type`` -> the neutral choice (``tool`` names the tool instead)
+CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
 class AnthropicPersonality(Personality):
     name = "anthropic"
     prefix = "/anthropic"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/v1/messages")]
@@ -217,6 +260,29 @@ class AnthropicPersonality(Personality):
             )
             return dataclasses.replace(rendered, error_kind="bad_request")
         return None
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """Messages API: top-level ``system`` (a string or text blocks), ``stop_sequences``, and ``tool_choice``
+        as ``{"type": "auto" | "any" | "none"}`` or ``{"type": "tool", "name": ...}``."""
+        body = chat.body if isinstance(chat.body, dict) else {}
+        system = body.get("system")
+        choice = mapping(body.get("tool_choice"))
+        kind = choice.get("type")
+        return Asked(
+            model=chat.model,
+            system=join_system([text_of(system)]),
+            messages=[
+                [str(m.get("role")), text_of(m.get("content"))]
+                for m in body.get("messages") or []
+                if isinstance(m, dict)
+            ],
+            max_tokens=integer(body.get("max_tokens")),
+            temperature=number(body.get("temperature")),
+            top_p=number(body.get("top_p")),
+            stop=stop_list(body.get("stop_sequences")),
+            tools=[str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict)],
+            tool_choice=choice.get("name") if kind == "tool" else CHOICES.get(str(kind)),
+        )
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         try:
@@ -310,7 +376,13 @@ class AnthropicPersonality(Personality):
         input_remaining = 0 if limited else max(LIMIT_INPUT_TOKENS - used, 0)
         output_remaining = max(out_limit - int(max_tokens or 0), 0)
         soon = rfc3339(now + timedelta(seconds=1))
-        reset_input = rfc3339(now + timedelta(seconds=max(math.ceil(wait), 1))) if limited else soon
+        reset_input = soon
+        if limited:
+            # the exhausted buckets reset at the first whole second at or after the wait: what a client reading
+            # only these headers (the reset_headers form) must wait for
+            deadline = deadline_after(max(wait, 1.0), now.timestamp())
+            ctx.extra["reset_deadline"] = deadline
+            reset_input = rfc3339(datetime.fromtimestamp(deadline, UTC))
         values = {
             "requests": (LIMIT_REQUESTS, LIMIT_REQUESTS - 1, soon),
             "tokens": (
@@ -371,11 +443,21 @@ class AnthropicPersonality(Personality):
             ctx, status, etype, message, details=details, scenario=scenario, rate_limits=kind != "auth_error"
         )
         headers = dict(rendered.headers)
-        if scenario.retry_after is not None or (status == 429 and kind == "rate_limit"):
+        hint: RetryHint | None = None
+        form = self.retry_form(scenario)
+        if form == "seconds" and (
+            scenario.retry_after is not None or (status == 429 and kind == "rate_limit")
+        ):
             headers["retry-after"] = retry_after_value(self._retry_after(scenario))
+            hint = RetryHint(form, float(headers["retry-after"]))
+        deadline = ctx.extra.get("reset_deadline")
+        if form == "reset_headers" and kind == "rate_limit" and isinstance(deadline, float):
+            hint = RetryHint(form, deadline - time.time(), deadline)
         if kind == "quota_exhausted":
             headers["x-should-retry"] = "false"
-        return Rendered(status, headers, rendered.body, error_kind=kind)
+        return Rendered(
+            status, headers, rendered.body, error_kind=kind, retry_hint=hint.as_dict() if hint else None
+        )
 
     def _error_response(
         self,

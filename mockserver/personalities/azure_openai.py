@@ -69,6 +69,7 @@ import math
 import uuid
 from typing import Any
 
+from mockserver.asked import Asked
 from mockserver.framing import dumps, sse_event
 from mockserver.personalities.base import (
     Frame,
@@ -85,8 +86,10 @@ from mockserver.personalities.openai import (
     LIMIT_REQUESTS,
     LIMIT_TOKENS,
     OpenAIPersonality,
+    read_chat_completions,
 )
 from mockserver.plan import ChatRequest, Plan
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 
 REGION = "East US 2"
@@ -170,9 +173,45 @@ def _replenish(seconds: float) -> str:
     return f"{days}.{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+#: Where each fault body comes from ("#N" is a row of the real-cassettes INDEX.md; §3 is provider-wire-formats.md).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "§3 (429 {code: '429', message: '... Please retry after 6 seconds ...'}, no type)",
+    "auth_error": "real recording #50 (401 Access denied due to invalid subscription key)",
+    "not_found": "real recording #49 (404 DeploymentNotFound)",
+    "context_length": "§3 / §1 (OpenAI's context_length_exceeded body, relayed by the backend)",
+    "content_filter": "§3 (400 code content_filter, param prompt, innererror ResponsibleAIPolicyViolation; "
+    "learn.microsoft.com/azure/ai-services/openai/concepts/content-filter)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "quota_exhausted": "Cognitive Services' 403 'Out of call volume quota' is quoted from forum posts, not recorded",
+    "permission_denied": "the 403 PermissionDenied body is reconstructed, not recorded",
+    "bad_request": "the 'Unrecognized request argument supplied' 400 is recorded only for other arguments",
+    "bad_gateway": "no recording of a gateway 502 exists; the gateway's documented shape is used",
+    "gateway_timeout": "no recording of a gateway 504 exists; the gateway's documented shape is used",
+    "service_unavailable": "the 503 ServiceUnavailable body is reconstructed, not recorded",
+    "overloaded": "the backend's overloaded 503 wording is reconstructed, not recorded",
+    "server_error": "the backend's 500 wording (quoting the request id) is reconstructed, not recorded",
+    "retry:http_date": "the openai SDK reads an HTTP-date retry-after, but no recording or doc shows Azure "
+    "sending one",
+}
+
+#: Azure's retry hints (§3: "A 429 carries retry-after in seconds, and Azure commonly also sends retry-after-ms"),
+#: all read by the AzureOpenAI client's base (openai/_base_client.py:849-884).
+RETRY_HINT_FORMS: dict[str, str] = {
+    "ms": "retry-after-ms beside retry-after: provider-wire-formats.md §3; openai/_base_client.py:859",
+    "seconds": "retry-after delta-seconds: provider-wire-formats.md §3; openai/_base_client.py:859-872",
+    "http_date": "retry-after as an HTTP-date: openai/_base_client.py:874-884; unverified",
+}
+
+
 class AzureOpenAIPersonality(OpenAIPersonality):
     name = "azure-openai"
     prefix = "/azure"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [
@@ -201,6 +240,10 @@ class AzureOpenAIPersonality(OpenAIPersonality):
         if scheme.lower() == "bearer" and token.strip():
             return None
         return self._gateway(ctx, 401, {"code": "401", "message": ACCESS_DENIED}, "auth_error")
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """As OpenAI's, but the model asked for is the deployment in the path (v1 surface: the body's model)."""
+        return read_chat_completions(chat.body, ctx.extra.get("deployment", chat.model))
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         deployment = ctx.request.match_info.get("deployment")
@@ -363,10 +406,13 @@ class AzureOpenAIPersonality(OpenAIPersonality):
                     **{k: v for k, v in self.rate_limit_headers(ctx, scenario).items() if "remaining" in k},
                 }
             )
-        if scenario.retry_after is not None and kind != "quota_exhausted":
-            headers["retry-after"] = str(math.ceil(scenario.retry_after))
-            headers["retry-after-ms"] = str(round(scenario.retry_after * 1000))
-        return dataclasses.replace(rendered, headers=headers)
+        hint = None
+        form = self.retry_form(scenario)
+        if scenario.retry_after is not None and kind != "quota_exhausted" and form is not None:
+            hint_headers, sent = header_hint(form, scenario.retry_after)
+            headers.update(hint_headers)
+            hint = sent.as_dict()
+        return dataclasses.replace(rendered, headers=headers, retry_hint=hint)
 
     def _error_response(
         self,

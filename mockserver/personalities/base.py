@@ -24,12 +24,15 @@ import secrets
 import string
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
+from mockserver.asked import Asked
 from mockserver.plan import ChatRequest, Plan
+from mockserver.retry_hints import unsupported_form
 from mockserver.scenarios import Scenario
 
 FrameKind = Literal[
@@ -83,6 +86,9 @@ class Rendered:
     usage: dict[str, Any] | None = None
     finish_reason: str | None = None
     error_kind: str | None = None
+    #: what the response's retry hint means (:meth:`mockserver.retry_hints.RetryHint.as_dict`), journaled so checks
+    #: compare an adapter's ``retry_after`` with what was really sent
+    retry_hint: dict[str, Any] | None = None
 
 
 @dataclass
@@ -163,6 +169,32 @@ class Personality(ABC):
     name: ClassVar[str]
     #: Path prefix under which the provider's real paths are mounted, e.g. ``"/openai"``.
     prefix: ClassVar[str]
+    #: The retry-hint forms (:data:`mockserver.retry_hints.RetryForm`) the real provider sends, each with the source
+    #: it was taken from (SDK source lines, provider docs, a real recording). The first is the default; a scenario
+    #: asking for a form not listed is refused, so the mock never teaches an adapter a form the provider never sends.
+    #: Empty: the provider sends no retry hint at all.
+    retry_hint_forms: ClassVar[Mapping[str, str]] = {}
+    #: Fault kinds (and ``retry:<form>`` hints) whose rendering rests on no real recording and no public source:
+    #: kind -> why. The certificate lists the checks that rest on them
+    #: (:func:`harness.fault_provenance.unverified_checks`).
+    unverified_faults: ClassVar[Mapping[str, str]] = {}
+    #: Fault kinds whose rendering traces to a real recording or a public source: kind -> that source. Together with
+    #: :attr:`unverified_faults` it covers every fault kind (a test keeps it so).
+    fault_sources: ClassVar[Mapping[str, str]] = {}
+
+    def retry_form(self, scenario: Scenario | None) -> str | None:
+        """The form this response's retry hint takes: the scenario's choice, else the provider's default (its first
+        declared form), else None when the provider sends no hint."""
+        if scenario is not None and scenario.retry_after_form is not None:
+            return scenario.retry_after_form
+        return next(iter(self.retry_hint_forms), None)
+
+    def scenario_problem(self, scenario: Scenario) -> str | None:
+        """Why this personality cannot play ``scenario`` (answered as the mock's 400), or None."""
+        form = scenario.retry_after_form
+        if form is not None and form not in self.retry_hint_forms:
+            return unsupported_form(self.name, form, tuple(self.retry_hint_forms))
+        return None
 
     @abstractmethod
     def routes(self) -> list[tuple[str, str]]:
@@ -188,6 +220,13 @@ class Personality(ABC):
     @abstractmethod
     def authenticate(self, ctx: RequestContext) -> Rendered | None:
         """The provider's auth error if the request's credentials are missing or malformed, else None."""
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked | None:
+        """What the caller asked for, read from this dialect (REQ-FIELDS compares it with the normalized request).
+
+        None means this personality does not say; the certification then reports REQ-FIELDS as not checkable.
+        """
+        return None
 
     @abstractmethod
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:

@@ -66,6 +66,7 @@ import uuid
 from typing import Any
 
 from mockserver import aws_eventstream as es
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
 from mockserver.personalities.base import (
     Frame,
     Personality,
@@ -78,6 +79,7 @@ from mockserver.personalities.base import (
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 
 JSON = "application/json"
@@ -174,9 +176,43 @@ def padded(obj: dict[str, Any]) -> bytes:
     return dumps_sorted({**obj, "p": PAD_ALPHABET[: secrets.randbelow(len(PAD_ALPHABET)) + 1]})
 
 
+#: Where each fault body comes from (§6 is provider-wire-formats.md §6; "#N" a row of the real-cassettes INDEX.md).
+#: Every Bedrock error is ``{"message": ...}`` with its code in ``x-amzn-ErrorType`` (§6.2, recordings #2, #6, #111).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "§6 (ThrottlingException, retried by botocore: verified); the AWS Bedrock API reference's "
+    "Converse errors",
+    "quota_exhausted": "the AWS Bedrock API reference's Converse errors (ServiceQuotaExceededException, 400)",
+    "permission_denied": "the AWS Bedrock API reference's Converse errors (AccessDeniedException, 403)",
+    "not_found": "the AWS Bedrock API reference's Converse errors (ResourceNotFoundException, 404)",
+    "bad_request": "real recordings #2, #6, #111 (400 ValidationException, x-amzn-ErrorType)",
+    "server_error": "the AWS Bedrock API reference's Converse errors (InternalServerException, 500)",
+    "service_unavailable": "§6 (ServiceUnavailableException, retried by botocore: verified)",
+    "overloaded": "§6 (ServiceUnavailableException, retried by botocore: verified)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "auth_error": "the UnrecognizedClientException 403 wording is from client reports, not recorded",
+    "context_length": "the 'input is too long' ValidationException wording is from client reports, not recorded",
+    "content_filter": "the relayed 'Output blocked by content filtering policy' 400 is from client reports",
+    "bad_gateway": "a front-end 502 with a bare message body is assumed, not recorded",
+    "gateway_timeout": "a front-end 504 with a bare message body is assumed, not recorded",
+    "retry:amz_ms": "Bedrock usually sends no retry hint at all (§6.2); x-amz-retry-after is what botocore reads",
+}
+
+#: §6.2: "There are no rate-limit headers. Standard retry mode honours only x-amz-retry-after (in milliseconds), not
+#: Retry-After" (botocore/retries/standard.py:347 ``_RETRY_AFTER_HEADER``, read in ``_get_retry_after_delay``, :423).
+RETRY_HINT_FORMS: dict[str, str] = {
+    "amz_ms": "x-amz-retry-after milliseconds: provider-wire-formats.md §6.2; botocore/retries/standard.py:347,423",
+}
+
+
 class BedrockPersonality(Personality):
     name = "bedrock"
     prefix = "/bedrock"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/model/{model_id}/converse"), ("POST", "/model/{model_id}/converse-stream")]
@@ -245,6 +281,37 @@ class BedrockPersonality(Personality):
     def _auth_error(self, ctx: RequestContext, code: str, message: str) -> Rendered:
         rendered = self._error(ctx, 403, code, message, namespace=CORAL_AUTH)
         return dataclasses.replace(rendered, error_kind="auth_error")
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """Converse: the model id is in the path; ``system`` text blocks; ``inferenceConfig`` (maxTokens,
+        temperature, topP, stopSequences); ``toolConfig.toolChoice`` is ``{"auto": {}}``, ``{"any": {}}`` or
+        ``{"tool": {"name": ...}}`` (Converse has no "none")."""
+        body = chat.body if isinstance(chat.body, dict) else {}
+        config = mapping(body.get("inferenceConfig"))
+        tool_config = mapping(body.get("toolConfig"))
+        choice = mapping(tool_config.get("toolChoice"))
+        picked = "auto" if "auto" in choice else "required" if "any" in choice else None
+        if isinstance(choice.get("tool"), dict):
+            picked = choice["tool"].get("name")
+        return Asked(
+            model=chat.model,
+            system=join_system([text_of(body.get("system"))]),
+            messages=[
+                [str(m.get("role")), text_of(m.get("content"))]
+                for m in body.get("messages") or []
+                if isinstance(m, dict)
+            ],
+            max_tokens=integer(config.get("maxTokens")),
+            temperature=number(config.get("temperature")),
+            top_p=number(config.get("topP")),
+            stop=stop_list(config.get("stopSequences")),
+            tools=[
+                str((t.get("toolSpec") or {}).get("name"))
+                for t in tool_config.get("tools") or []
+                if isinstance(t, dict) and isinstance(t.get("toolSpec"), dict)
+            ],
+            tool_choice=picked,
+        )
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         try:
@@ -355,9 +422,13 @@ class BedrockPersonality(Personality):
         headers = {**self.base_headers(ctx, status, scenario), "Content-Type": JSON}
         if code is not None:
             headers["x-amzn-ErrorType"] = f"{code}:{namespace}"
-        if scenario is not None and scenario.retry_after is not None:
-            headers["x-amz-retry-after"] = str(round(scenario.retry_after * 1000))
-        return Rendered(status, headers, dumps_sorted({"message": message}))
+        hint = None
+        form = self.retry_form(scenario)
+        if scenario is not None and scenario.retry_after is not None and form is not None:
+            hint_headers, sent = header_hint(form, scenario.retry_after)
+            headers.update(hint_headers)
+            hint = sent.as_dict()
+        return Rendered(status, headers, dumps_sorted({"message": message}), retry_hint=hint)
 
     def render_error(self, kind: str, status: int, scenario: Scenario, ctx: RequestContext) -> Rendered:
         own_status, code, message = ERRORS.get(kind, ERRORS["server_error"])

@@ -52,9 +52,11 @@ What each scenario looks like on this wire, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
 from mockserver.personalities.base import (
     Frame,
     Personality,
@@ -67,6 +69,7 @@ from mockserver.personalities.base import (
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolCallPlan, ToolDef
+from mockserver.retry_hints import RetryHint
 from mockserver.scenarios import DEFAULT_STATUS, Scenario
 from mockserver.truth import UsageTruth, count_tokens, input_tokens
 
@@ -196,9 +199,40 @@ def _lower_types(schema: Any) -> Any:
     return schema
 
 
+#: Where each fault body comes from (§5 is provider-wire-formats.md §5; "#N" a row of the real-cassettes INDEX.md).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "§5 (429 RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo details, verbatim shape)",
+    "quota_exhausted": "§5 (the same 429 RESOURCE_EXHAUSTED body with a per-day QuotaFailure)",
+    "auth_error": "§5 (a bad API key is a 400 with ErrorInfo.reason API_KEY_INVALID)",
+    "permission_denied": "§5 (403 PERMISSION_DENIED)",
+    "not_found": "real recording #17 (404 'models/... is not found for API version v1beta, ...')",
+    "bad_request": "§5 (400 INVALID_ARGUMENT); real recording #115 (Vertex AI's 400 INVALID_ARGUMENT)",
+    "content_filter": "§3 (a blocked prompt returns no candidates, only promptFeedback.blockReason)",
+    "overloaded": "§4 (503 UNAVAILABLE 'The model is overloaded. Please try again later.', verified in-band)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "context_length": "the 'input token count exceeds the maximum' wording is from client reports, not recorded",
+    "server_error": "the 500 INTERNAL wording is reconstructed, not recorded",
+    "bad_gateway": "the Google front end's HTML 502 page is reconstructed, not recorded",
+    "service_unavailable": "the plain 503 UNAVAILABLE wording is reconstructed, not recorded",
+    "gateway_timeout": "the 504 DEADLINE_EXCEEDED body is reconstructed, not recorded",
+}
+
+#: Gemini's only retry hint: provider-wire-formats.md §5 ("Retry hints come only in the error body, as
+#: google.rpc.RetryInfo.retryDelay") and the §5 body example.
+RETRY_HINT_FORMS: dict[str, str] = {
+    "body": "error.details[] google.rpc.RetryInfo.retryDelay (protobuf duration): provider-wire-formats.md §5",
+}
+
+
 class GeminiPersonality(Personality):
     name = "gemini"
     prefix = "/gemini"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         # one route per version, written out, so that tools reading routes (the cassette importer) see real paths
@@ -237,6 +271,43 @@ class GeminiPersonality(Personality):
         if scheme.lower() == "bearer" and token.strip():
             return None
         return self._error(ctx, 403, UNREGISTERED, kind="auth_error")
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """generateContent: the model is in the path; ``systemInstruction`` parts; user/model turns;
+        ``generationConfig`` (maxOutputTokens, temperature, topP, stopSequences); the tool choice is
+        ``toolConfig.functionCallingConfig``: mode AUTO/NONE, or ANY (one allowed function: that tool)."""
+        body = chat.body if isinstance(chat.body, dict) else {}
+        config = mapping(body.get("generationConfig"))
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        mode, allowed = calling.get("mode"), calling.get("allowedFunctionNames") or []
+        choice = (
+            {"AUTO": "auto", "NONE": "none", "ANY": "required"}.get(mode) if isinstance(mode, str) else None
+        )
+        if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1:
+            choice = str(allowed[0])
+        roles = {"user": "user", "model": "assistant", "function": "tool"}
+        system = mapping(body.get("systemInstruction"))
+        return Asked(
+            model=chat.model,
+            system=join_system([text_of(system.get("parts"))]),
+            messages=[
+                [roles.get(str(c.get("role") or "user"), "user"), text_of(c.get("parts"))]
+                for c in body.get("contents") or []
+                if isinstance(c, dict)
+            ],
+            max_tokens=integer(config.get("maxOutputTokens")),
+            temperature=number(config.get("temperature")),
+            top_p=number(config.get("topP")),
+            stop=stop_list(config.get("stopSequences")),
+            tools=[
+                str(d.get("name"))
+                for t in body.get("tools") or []
+                if isinstance(t, dict)
+                for d in t.get("functionDeclarations") or []
+                if isinstance(d, dict)
+            ],
+            tool_choice=choice,
+        )
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         version, model, action = self._path(ctx)
@@ -453,10 +524,20 @@ class GeminiPersonality(Personality):
         if status != 200:
             # the body's code always agrees with the status line, except in a 200 that carries an error
             error = {**error, "code": status, "status": STATUS_NAMES.get(status, error["status"])}
-        return self._error(
+        rendered = self._error(
             ctx, status, error["message"], details=error.get("details"), kind=kind, code=error["code"],
             status_name=error["status"],
         )  # fmt: skip
+        delays = [
+            d["retryDelay"]
+            for d in error.get("details") or []
+            if d.get("@type", "").endswith("rpc.RetryInfo")
+        ]
+        if not delays:
+            return rendered
+        # what the protobuf duration says, to the nanosecond it carries
+        hint = RetryHint("body", round(float(delays[0][:-1]), 9))
+        return dataclasses.replace(rendered, retry_hint=hint.as_dict())
 
     def _error(
         self,

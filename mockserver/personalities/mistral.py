@@ -44,6 +44,7 @@ import secrets
 import time
 from typing import Any
 
+from mockserver.asked import Asked
 from mockserver.framing import dumps, sse_event, sse_raw_data
 from mockserver.personalities.base import (
     Frame,
@@ -56,7 +57,9 @@ from mockserver.personalities.base import (
     journal_tool_calls,
     random_token,
 )
+from mockserver.personalities.openai import read_chat_completions
 from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 from mockserver.truth import input_tokens
 
@@ -142,9 +145,42 @@ def seconds_header(seconds: float) -> str:
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
+#: Where each fault body comes from (§7 is provider-wire-formats.md §7; "#N" a row of the real-cassettes INDEX.md).
+FAULT_SOURCES: dict[str, str] = {
+    "bad_request": "§7 (400 invalid_request_message_order, code 3230; flat error body)",
+    "context_length": "§7 (400 'Prompt contains N tokens and 0 draft tokens, too large for model with M maximum "
+    "context length', invalid_request_invalid_args, code 3051; BerriAI/litellm#17761)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "rate_limit": "the 429 rate_limited/1300 body is reconstructed; Mistral documents no 429 body",
+    "quota_exhausted": "Mistral's real quota body is undocumented",
+    "auth_error": "Kong's 401 'Unauthorized' body is assumed from the gateway, not recorded",
+    "permission_denied": "Kong's 403 body is assumed from the gateway, not recorded",
+    "not_found": "the 400 invalid_model/1500 for an unknown model is from client reports, not recorded",
+    "content_filter": "the 403 guardrail_blocked body is unverified (the SDK's GuardrailConfig implies only a 403)",
+    "server_error": "the 500 internal_server_error body is reconstructed, not recorded",
+    "bad_gateway": "Kong's own 502 body is assumed, not recorded",
+    "service_unavailable": "Kong's own 503 body is assumed, not recorded",
+    "gateway_timeout": "Kong's own 504 body is assumed, not recorded",
+    "overloaded": "the 429 service_tier_capacity_exceeded/3505 body is from client reports, not recorded",
+    "retry:seconds": "§7: no Mistral doc or recording names its retry header; Retry-After is what the SDK reads",
+}
+
+#: §7: "The SDK honours Retry-After and retry-after-ms only when retries are configured" (mistralai/client/utils/
+#: retries.py:124-135 reads ``retry-after``); whether the real API sends either is not documented.
+RETRY_HINT_FORMS: dict[str, str] = {
+    "seconds": "Retry-After delta-seconds: mistralai/client/utils/retries.py:124-135; unverified for the real API",
+}
+
+
 class MistralPersonality(Personality):
     name = "mistral"
     prefix = "/mistral"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/v1/chat/completions")]
@@ -165,6 +201,10 @@ class MistralPersonality(Personality):
         if scheme.lower() == "bearer" and key.strip():
             return None
         return self._gateway_error(ctx, 401, "Unauthorized", "auth_error")
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """Mistral's chat dialect is OpenAI's for these fields; "must call a tool" is ``any`` (or ``required``)."""
+        return read_chat_completions(chat.body, chat.model, required="any")
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         try:
@@ -282,9 +322,13 @@ class MistralPersonality(Personality):
                 **self.base_headers(ctx, status, scenario),
                 "Content-Type": KONG_JSON if gateway else JSON,
             }
-        if scenario.retry_after is not None:
-            headers["Retry-After"] = seconds_header(scenario.retry_after)
-        return Rendered(status, headers, dumps(body).encode(), error_kind=kind)
+        hint = None
+        form = self.retry_form(scenario)
+        if scenario.retry_after is not None and form is not None:
+            hint_headers, sent = header_hint(form, scenario.retry_after, decimals=True, name="Retry-After")
+            headers.update(hint_headers)
+            hint = sent.as_dict()
+        return Rendered(status, headers, dumps(body).encode(), error_kind=kind, retry_hint=hint)
 
     def _gateway_headers(self, ctx: RequestContext) -> dict[str, str]:
         """Kong rejects before the upstream: correlation ids, no upstream timing or rate-limit headers."""

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
 from mockserver.framing import dumps
 from mockserver.personalities.base import (
     Frame,
@@ -52,6 +52,7 @@ from mockserver.personalities.base import (
     journal_tool_calls,
 )
 from mockserver.plan import ChatRequest, Plan, ToolCallPlan, ToolDef
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 from mockserver.truth import input_tokens
 
@@ -110,9 +111,42 @@ def _go_type(value: Any) -> str:
     return "object"
 
 
+#: Where each fault body comes from (§9 is provider-wire-formats.md §9: ``{"error": "<text>"}``).
+FAULT_SOURCES: dict[str, str] = {
+    "not_found": "§9 (404 'model \"x\" not found, try pulling it first', verified against the SDK)",
+    "bad_request": "§9 (400 for a bad request, {'error': text})",
+    "context_length": "§9 ('prompt too long; exceeded max context length by N tokens', newer builds)",
+    "server_error": "§9 (500 for runner failures)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "rate_limit": "local Ollama never answers 429; Ollama cloud's usage-limit text is from client reports",
+    "quota_exhausted": "Ollama cloud's weekly usage-limit text is from client reports, not recorded",
+    "auth_error": "Ollama cloud's 401 'unauthorized' is assumed, not recorded",
+    "permission_denied": "Ollama cloud's 403 'forbidden' is assumed, not recorded",
+    "content_filter": "Ollama has no content filter; the preset renders a plain 400",
+    "bad_gateway": "a 502 {'error': text} is assumed (a proxy in front of Ollama would answer it)",
+    "service_unavailable": "a 503 {'error': text} is assumed, not recorded",
+    "gateway_timeout": "a 504 {'error': text} is assumed (a proxy in front of Ollama would answer it)",
+    "overloaded": "the scheduler's 'server busy' 503 text is from the Ollama source, not recorded",
+    "retry:seconds": "Ollama sends no retry hint (§9.2: no headers of note); the mock adds Retry-After so clients "
+    "that honour it can be tested",
+}
+
+#: Ollama sends no retry hint (provider-wire-formats.md §9.2: "None of note"); the one form is the mock's own
+#: addition (marked unverified above), kept so the gateway's retry path can still be exercised for Ollama cloud.
+RETRY_HINT_FORMS: dict[str, str] = {
+    "seconds": "Retry-After delta-seconds on a 429: the mock's addition, no source (unverified)",
+}
+
+
 class OllamaPersonality(Personality):
     name = "ollama"
     prefix = "/ollama"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/api/chat")]
@@ -130,6 +164,31 @@ class OllamaPersonality(Personality):
     # --- request side
     def authenticate(self, ctx: RequestContext) -> Rendered | None:
         return None
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """/api/chat: ``system`` messages; sampling in ``options`` (num_predict, temperature, top_p, stop);
+        Ollama has no tool choice field: with tools declared, the model always decides ("auto")."""
+        body = chat.body if isinstance(chat.body, dict) else {}
+        options = mapping(body.get("options"))
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        tools = [
+            str((t.get("function") or {}).get("name"))
+            for t in body.get("tools") or []
+            if isinstance(t, dict) and isinstance(t.get("function"), dict)
+        ]
+        return Asked(
+            model=chat.model,
+            system=join_system([text_of(m.get("content")) for m in messages if m.get("role") == "system"]),
+            messages=[
+                [str(m.get("role")), text_of(m.get("content"))] for m in messages if m.get("role") != "system"
+            ],
+            max_tokens=integer(options.get("num_predict")),
+            temperature=number(options.get("temperature")),
+            top_p=number(options.get("top_p")),
+            stop=stop_list(options.get("stop")),
+            tools=tools,
+            tool_choice="auto" if tools else None,
+        )
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         if not raw.strip():
@@ -205,10 +264,13 @@ class OllamaPersonality(Personality):
 
     def render_error(self, kind: str, status: int, scenario: Scenario, ctx: RequestContext) -> Rendered:
         headers: dict[str, str] = {}
-        if status == 429 and scenario.retry_after is not None:
-            headers["Retry-After"] = str(math.ceil(scenario.retry_after))
+        hint = None
+        form = self.retry_form(scenario)
+        if status == 429 and scenario.retry_after is not None and form is not None:
+            headers, sent = header_hint(form, scenario.retry_after, name="Retry-After")
+            hint = sent.as_dict()
         rendered = self._error(status, scenario.message or self.error_message(kind, ctx), headers)
-        return dataclasses.replace(rendered, error_kind=kind)
+        return dataclasses.replace(rendered, error_kind=kind, retry_hint=hint)
 
     def _counters(self, ctx: RequestContext, plan: Plan) -> dict[str, int] | None:
         assert ctx.scenario is not None

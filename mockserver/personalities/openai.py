@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import secrets
 from typing import Any
 
+from mockserver.asked import Asked, integer, join_system, number, stop_list, text_of
 from mockserver.framing import dumps, sse_comment, sse_event, sse_raw_data
 from mockserver.personalities.base import (
     Frame,
@@ -30,6 +30,7 @@ from mockserver.personalities.base import (
     random_token,
 )
 from mockserver.plan import ChatRequest, Plan, ToolDef
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 from mockserver.truth import input_tokens
 
@@ -106,12 +107,16 @@ ERRORS: dict[str, tuple[str, str, str | None, str | None]] = {
         "messages",
         "context_length_exceeded",
     ),
+    # The real Chat Completions answer to a flagged prompt (error bodies quoted verbatim in
+    # github.com/BeehiveInnovations/pal-mcp-server/issues/178 with the full response headers, and in
+    # github.com/alan-turing-institute/t0-1/issues/69): 400, code ``invalid_prompt``, param null. Azure's
+    # ``content_filter`` code is Azure's own (mockserver/personalities/azure_openai.py).
     "content_filter": (
-        "Your request was rejected as a result of our safety system. Your prompt may contain text that is "
-        "not allowed by our safety system.",
+        "Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again "
+        "with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting",
         "invalid_request_error",
-        "prompt",
-        "content_filter",
+        None,
+        "invalid_prompt",
     ),
     "server_error": (
         "The server had an error while processing your request. Sorry about that!",
@@ -168,6 +173,46 @@ def _mask_key(key: str) -> str:
     return f"{'*' * 12}{key[-4:]}" if len(key) > 8 else "*" * 8
 
 
+#: Where each fault body comes from (the error-code guide is platform.openai.com/docs/guides/error-codes, quoted in
+#: provider-wire-formats.md §1; "§1" below means that section's table of typical bodies).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "provider-wire-formats.md §1 (429 rate_limit_exceeded, type tokens|requests); error-codes guide",
+    "quota_exhausted": "provider-wire-formats.md §1 (429 insufficient_quota, x-should-retry: false)",
+    "auth_error": "provider-wire-formats.md §1 (401 invalid_api_key); error-codes guide",
+    "not_found": "real recording, real-cassettes INDEX.md #32 (404 model_not_found, 'The model `...` does not "
+    "exist or you do not have access to it.')",
+    "context_length": "provider-wire-formats.md §1 (400 context_length_exceeded, param messages; "
+    "github.com/chathub-dev/chathub/issues/126)",
+    "content_filter": "github.com/BeehiveInnovations/pal-mcp-server/issues/178 and "
+    "github.com/alan-turing-institute/t0-1/issues/69 (400 invalid_prompt, verbatim bodies)",
+    "server_error": "provider-wire-formats.md §1 (500 server_error)",
+    "service_unavailable": "provider-wire-formats.md §1 (503 'Slow Down')",
+    "overloaded": "provider-wire-formats.md §1 (503 'overloaded'); the OpenAI SDK's overload message",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "permission_denied": "403 body wording is reconstructed from client logs, no recording or docs quote",
+    "bad_request": "the temperature-range message is reconstructed; the real one (INDEX.md #38) is "
+    "decimal_below_min_value",
+    "bad_gateway": "Cloudflare's 502 in OpenAI's error envelope is assumed; the real edge may send HTML",
+    "gateway_timeout": "Cloudflare's 504 in OpenAI's error envelope is assumed; the real edge may send HTML",
+    "retry:http_date": "the SDK reads an HTTP-date retry-after (RFC 9110 allows it), but no recording or doc shows "
+    "OpenAI sending one",
+}
+
+#: The retry-hint forms, each read by the openai SDK: ``_parse_retry_after_header`` in openai/_base_client.py
+#: (openai 3.54, lines 849-896) reads ``retry-after-ms`` first, then ``retry-after`` as (float) seconds, then as an
+#: HTTP-date; provider-wire-formats.md §0.
+RETRY_HINT_FORMS: dict[str, str] = {
+    "ms": "retry-after-ms + whole-second retry-after: openai/_base_client.py:859 reads retry-after-ms first "
+    "(provider-wire-formats.md §0, §5 for Azure)",
+    "seconds": "retry-after delta-seconds: openai/_base_client.py:859-872; provider-wire-formats.md §12 "
+    "(OpenAI: retry-after/retry-after-ms)",
+    "http_date": "retry-after as an HTTP-date: openai/_base_client.py:874-884 (email.utils.parsedate_tz); unverified",
+}
+
+
 class OpenAIPersonality(Personality):
     #: Parallel calls stream as ``tool_calls[].index``-keyed deltas (real-cassettes #127: index 0 then index 1; the
     #: SDK's ChatCompletionStreamState accumulates by index, openai/lib/streaming/chat/_completions.py), so the mock
@@ -175,6 +220,9 @@ class OpenAIPersonality(Personality):
     interleaves_tool_calls = True
     name = "openai"
     prefix = "/openai"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/v1/chat/completions")]
@@ -200,6 +248,12 @@ class OpenAIPersonality(Personality):
             ctx, 401, MISSING_KEY, "invalid_request_error", None, None, rate_limits=False
         )
         return dataclasses.replace(rendered, error_kind="auth_error")
+
+    def asked(self, ctx: RequestContext, chat: ChatRequest) -> Asked:
+        """Chat Completions: ``system``/``developer`` messages are the system prompt; ``max_completion_tokens``
+        or the older ``max_tokens``; ``stop`` a string or an array; ``tool_choice`` a string or
+        ``{"type": "function", "function": {"name": ...}}``."""
+        return read_chat_completions(chat.body, chat.model)
 
     def parse_chat(self, ctx: RequestContext, raw: bytes) -> ChatRequest:
         try:
@@ -348,12 +402,15 @@ class OpenAIPersonality(Personality):
             rate_limits=kind != "auth_error",
         )
         headers = dict(rendered.headers)
-        if scenario.retry_after is not None:
-            headers["retry-after"] = str(math.ceil(scenario.retry_after))
-            headers["retry-after-ms"] = str(round(scenario.retry_after * 1000))
+        hint = None
+        form = self.retry_form(scenario)
+        if scenario.retry_after is not None and form is not None:
+            hint_headers, sent = header_hint(form, scenario.retry_after)
+            headers.update(hint_headers)
+            hint = sent.as_dict()
         if kind == "quota_exhausted":
             headers["x-should-retry"] = "false"
-        return Rendered(status, headers, rendered.body, error_kind=kind)
+        return Rendered(status, headers, rendered.body, error_kind=kind, retry_hint=hint)
 
     def _error_response(
         self,
@@ -513,3 +570,39 @@ class OpenAIPersonality(Personality):
         assert ctx.chat is not None
         head = dumps({"id": ctx.response_id, "object": "chat.completion.chunk", "created": ctx.created})
         return Frame(sse_raw_data(head[:-1] + ',"choices":['), "malformed")
+
+
+def read_chat_completions(body: Any, model: str | None, *, required: str = "required") -> Asked:
+    """Read a Chat Completions body (OpenAI's dialect, also spoken by Azure, OpenRouter and Mistral).
+
+    ``required`` is the dialect's word for "must call some tool" (Mistral also says ``any``).
+    """
+    body = body if isinstance(body, dict) else {}
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    system = [text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        choice = function.get("name") if isinstance(function, dict) else None
+    elif choice in ("required", required):
+        choice = "required"
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    return Asked(
+        model=model,
+        system=join_system(system),
+        messages=[
+            [str(m.get("role")), text_of(m.get("content"))]
+            for m in messages
+            if m.get("role") not in ("system", "developer")
+        ],
+        max_tokens=integer(max_tokens),
+        temperature=number(body.get("temperature")),
+        top_p=number(body.get("top_p")),
+        stop=stop_list(body.get("stop")),
+        tools=[
+            str((t.get("function") or {}).get("name"))
+            for t in body.get("tools") or []
+            if isinstance(t, dict) and isinstance(t.get("function"), dict)
+        ],
+        tool_choice=choice if isinstance(choice, str) else None,
+    )

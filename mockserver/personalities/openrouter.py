@@ -50,9 +50,9 @@ from mockserver.personalities.base import (
     ToolFragment,
     random_token,
 )
-from mockserver.personalities.mistral import seconds_header
 from mockserver.personalities.openai import OpenAIPersonality
 from mockserver.plan import Plan
+from mockserver.retry_hints import header_hint
 from mockserver.scenarios import Scenario
 
 JSON = "application/json"
@@ -111,9 +111,41 @@ def provider_name(model: str) -> str:
     return PROVIDERS.get(model.split("/", 1)[0], "OpenAI")
 
 
+#: Where each fault body comes from (§8 is provider-wire-formats.md §8, after openrouter.ai/docs/api/reference/
+#: errors-and-debugging; "#N" a row of the real-cassettes INDEX.md).
+FAULT_SOURCES: dict[str, str] = {
+    "rate_limit": "real recording #41 (429 'Provider returned error' with metadata.provider_name/raw)",
+    "quota_exhausted": "§8 (402 insufficient credits)",
+    "auth_error": "§8 (401 bad credentials)",
+    "permission_denied": "§8 (403 moderation, guardrail or permissions)",
+    "bad_request": "§8 (400 bad request)",
+    "context_length": '§8 (400 "This endpoint\'s maximum context length is N tokens...")',
+    "content_filter": "§8 (403 moderation with metadata.reasons, flagged_input, provider_name, model_slug)",
+    "bad_gateway": "§8 (502 upstream model down, metadata.provider_name/raw)",
+    "service_unavailable": "§8 (503 no provider matches the routing requirements)",
+    "overloaded": "§8 (503 no provider matches the routing requirements)",
+}
+
+#: Fault bodies with no recording and no public source behind them: kind -> why.
+UNVERIFIED_FAULTS: dict[str, str] = {
+    "not_found": "the 404 'No endpoints found for <model>.' wording is from client reports, not recorded",
+    "server_error": "OpenRouter documents no 500 body; the error envelope is assumed",
+    "gateway_timeout": "OpenRouter documents 408 for its own timeouts; the 504 edge answer is assumed",
+}
+
+#: §8: "429 and 503 may carry Retry-After in seconds" (openrouter.ai/docs/api/reference/errors-and-debugging); read
+#: by the openai SDK used against OpenRouter (openai/_base_client.py:859-872).
+RETRY_HINT_FORMS: dict[str, str] = {
+    "seconds": "Retry-After delta-seconds on 429/503: provider-wire-formats.md §8; openai/_base_client.py:859-872",
+}
+
+
 class OpenRouterPersonality(OpenAIPersonality):
     name = "openrouter"
     prefix = "/openrouter"
+    retry_hint_forms = RETRY_HINT_FORMS
+    fault_sources = FAULT_SOURCES
+    unverified_faults = UNVERIFIED_FAULTS
 
     def routes(self) -> list[tuple[str, str]]:
         return [("POST", "/api/v1/chat/completions")]
@@ -212,10 +244,14 @@ class OpenRouterPersonality(OpenAIPersonality):
         error = self.error_object(kind, ctx, scenario)
         status = scenario.status if scenario.status is not None else int(error["code"])
         headers = {**self.base_headers(ctx, status, scenario), "Content-Type": JSON}
-        if scenario.retry_after is not None:
-            headers["Retry-After"] = seconds_header(scenario.retry_after)
+        hint = None
+        form = self.retry_form(scenario)
+        if scenario.retry_after is not None and form is not None:
+            hint_headers, sent = header_hint(form, scenario.retry_after, decimals=True, name="Retry-After")
+            headers.update(hint_headers)
+            hint = sent.as_dict()
         body = {"error": error, "user_id": _user_id()}
-        return Rendered(status, headers, json.dumps(body).encode(), error_kind=kind)
+        return Rendered(status, headers, json.dumps(body).encode(), error_kind=kind, retry_hint=hint)
 
     # --- bodies
     def usage_object(self, plan: Plan) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def test_entry_fields_for_a_plain_completion(server: MockServer, sid: str, chat_
         "chunks_sent", "frames_sent", "text_sent", "tool_calls_sent", "usage_truth", "usage_sent",
         "finish_reason_sent", "aborted", "aborted_after_chunks", "stalled", "inband_error", "malformed",
         "terminated", "error_kind", "client_disconnected", "complete", "started_at", "duration_ms", "wire",
-        "truncated",
+        "truncated", "retry_hint", "asked",
     }  # fmt: skip
     assert set(e) == expected
     assert e["session"] == sid and e["provider"] == "openai" and e["method"] == "POST"

@@ -285,7 +285,7 @@ def test_error_presets(server: MockServer, sid: str, chat_url: str, preset: str,
         "auth_error": "invalid_api_key",
         "not_found": "model_not_found",
         "context_length": "context_length_exceeded",
-        "content_filter": "content_filter",
+        "content_filter": "invalid_prompt",  # the real Chat Completions form (pal-mcp-server#178)
     }
     assert err["code"] == expected_code.get(kind, err["code"])
     if kind == "rate_limit":

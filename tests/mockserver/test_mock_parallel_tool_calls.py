@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mock_helpers import FAKE_KEY, HTTP, SSE, chat_body, headers, stream_raw
 
+from harness.real_cassettes import chat_recordings
 from mockserver.plan import ChatRequest, ToolDef, make_plan
 from mockserver.scenarios import LIMITS, ScenarioError, parse_scenario
 from mockserver.testing import MockServer
@@ -294,3 +295,35 @@ def test_ollama_sends_one_whole_call_per_line(server: MockServer, sid: str) -> N
         {"function": {"name": c["name"], "arguments": json.loads(c["arguments"])}}
         for c in e["tool_calls_sent"]
     ]
+
+
+# --- against real recordings --------------------------------------------------------------------------------------
+
+
+def _recording(number: int) -> Any:
+    (rec,) = [r for r in chat_recordings("openai") if r.number == number]
+    return rec.interactions()[0]
+
+
+def _shape(call: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(sorted(call)), tuple(sorted(call.get("function") or {}))
+
+
+def test_openai_parallel_calls_have_the_shape_of_real_ones(server: MockServer, sid: str) -> None:
+    """real-cassettes #126 (two parallel calls in one body) and #127 (two streamed, tool_calls index 0 and 1): the
+    mock's calls carry the same keys, whole and as header/argument fragments (the mock interleaves; the recording
+    happens to be sequential, which the index-keyed protocol does not require)."""
+    real_body = _recording(126).response_json()["choices"][0]["message"]["tool_calls"]
+    r = HTTP.post(
+        server.openai_base_url + "/chat/completions", json=chat_body(tools=TOOLS), headers=headers(sid, THREE)
+    )
+    mine_body = r.json()["choices"][0]["message"]["tool_calls"]
+    assert len(real_body) == 2 and {_shape(c) for c in mine_body} == {_shape(c) for c in real_body}
+    real = _openai_fragments(_recording(127).response_body)
+    _, raw = stream_raw(
+        server.openai_base_url + "/chat/completions", chat_body(stream=True, tools=TOOLS), headers(sid, THREE)
+    )
+    mine = _openai_fragments(raw)
+    assert sorted({f["index"] for f in real}) == [0, 1]
+    assert {_shape(f) for f in mine} == {_shape(f) for f in real}
+    assert [_shape(f) for f in mine if "id" in f] == [_shape(f) for f in real if "id" in f][:1] * 3
