@@ -131,11 +131,21 @@ class AnthropicAdapter(Adapter):
         body["messages"] = _turns(request.messages)
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if request.tools:
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            modes = {"auto": "auto", "none": "none", "required": "any"}
+            body["tool_choice"] = (
+                {"type": modes[choice]} if choice in modes else {"type": "tool", "name": choice}
+            )
         if stream:
             body["stream"] = True
         return body

@@ -148,6 +148,10 @@ class Adapter(abc.ABC):
                 retryable=False,
             )
 
+    def unsupported(self, what: str) -> ProviderError:
+        """A request field this provider cannot take: refused before anything is sent, never silently dropped."""
+        return self.error(ErrorKind.UNSUPPORTED, f"{self.provider_id} cannot take {what}", retryable=False)
+
     def error(self, kind: ErrorKind, message: str, **kw: Any) -> ProviderError:
         return ProviderError(kind, message, provider_id=self.provider_id, **kw)
 

@@ -184,6 +184,10 @@ class BedrockAdapter(Adapter):
             config["maxTokens"] = request.max_tokens
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        if request.top_p is not None:
+            config["topP"] = request.top_p
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         if config:
             body["inferenceConfig"] = config
         if request.tools:
@@ -199,7 +203,17 @@ class BedrockAdapter(Adapter):
                     for t in request.tools
                 ]
             }
+        if request.tool_choice is not None:
+            body.setdefault("toolConfig", {})["toolChoice"] = self._tool_choice(request.tool_choice)
         return body
+
+    def _tool_choice(self, choice: str) -> dict[str, Any]:
+        """Converse's ToolChoice is auto, any or one tool; it has no "none" (leave tools out instead)."""
+        if choice == "none":
+            raise self.unsupported("tool_choice 'none' (Converse's toolChoice is auto, any or one tool)")
+        if choice == "auto":
+            return {"auto": {}}
+        return {"any": {}} if choice == "required" else {"tool": {"name": choice}}
 
     @staticmethod
     def _content(message: Message) -> list[dict[str, Any]]:

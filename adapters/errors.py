@@ -7,11 +7,13 @@ logged, shown or attached to a report without leaking a key.
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from enum import StrEnum
 from typing import Any
+
+# the retry-hint parser lives in adapters.retry_hints (every form, one place); re-exported for existing callers
+from adapters.retry_hints import parse_duration as parse_duration
+from adapters.retry_hints import parse_retry_after as parse_retry_after
 
 
 class ErrorKind(StrEnum):
@@ -133,59 +135,3 @@ class ProviderError(Exception):
             "partial_text": self.partial_text,
             "provider_code": self.provider_code,
         }
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: str) -> float | None:
-    """Parse a Go-style (``6m0s``, ``12ms``) or protobuf (``13s``, ``0.5s``) duration into seconds."""
-    value = value.strip()
-    if not value:
-        return None
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != pos:
-            return None
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-        pos = match.end()
-    return total if pos == len(value) and pos > 0 else None
-
-
-def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date) or ``x-amz-retry-after``.
-
-    Returns None when no usable hint is present; negative or unparseable values are ignored, as the SDKs do.
-    """
-    get = headers.get
-    for name, scale in (("retry-after-ms", 0.001), ("x-amz-retry-after", 0.001)):
-        raw = get(name)
-        if raw:
-            try:
-                value = float(raw) * scale
-            except ValueError:
-                continue
-            if value >= 0:
-                return value
-    raw = get("retry-after")
-    if raw:
-        try:
-            value = float(raw)
-            return value if value >= 0 else None
-        except ValueError:
-            pass
-        parsed = email.utils.parsedate_to_datetime(raw) if _looks_like_date(raw) else None
-        if parsed is not None:
-            delta = parsed.timestamp() - (time.time() if now is None else now)
-            return max(delta, 0.0)
-    return None
-
-
-def _looks_like_date(raw: str) -> bool:
-    try:
-        email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return False
-    return True

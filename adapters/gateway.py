@@ -13,10 +13,11 @@ Adapters only map; a caller talks to the gateway. Policy, per provider, comes fr
 * Fallback: the primary's ``fallback`` providers are tried in order, each with its own retry policy and
   rollout, when the primary is excluded by its rollout (disabled, 0 %, not a canary tenant, outside the
   percentage bucket), when its retries of a retryable error are exhausted, or when it fails in a way that is
-  about the provider rather than the request (quota, auth, permission, unsupported, invalid response). Caller
-  errors (bad_request, context_length, content_filter, not_found) are raised as is: another provider would
-  reject the same request, or (content filter) routing around a safety decision is not the gateway's call.
-  Never after stream output reached the caller.
+  about the provider's service rather than the request or our setup (quota, permission, unsupported, invalid
+  response). Caller errors (bad_request, context_length, content_filter, not_found) are raised as is: another
+  provider would reject the same request, or (content filter) routing around a safety decision is not the
+  gateway's call. Neither is ``auth``: a rejected key is our misconfiguration, and serving from the fallback
+  would hide it while spending another provider's budget. Never after stream output reached the caller.
 * Telemetry: one span per call (see :mod:`adapters.telemetry`); every attempt and computed delay is also kept
   in :attr:`Gateway.last_attempts` and passed to ``on_attempt`` so checks can verify the backoff.
 
@@ -58,7 +59,6 @@ Sleep = Callable[[float], Awaitable[None]]
 #: exhausted).
 DEFAULT_FALLBACK_KINDS: frozenset[ErrorKind] = RETRYABLE_KINDS | {
     ErrorKind.QUOTA_EXHAUSTED,
-    ErrorKind.AUTH,
     ErrorKind.PERMISSION,
     ErrorKind.UNSUPPORTED,
     ErrorKind.INVALID_RESPONSE,
@@ -290,7 +290,7 @@ class Gateway:
         call.fallback_from = call.requested if entry.provider_id != call.requested else None
         span.served_by(
             provider_id=entry.provider_id,
-            wire=entry.wire,
+            name=entry.genai_provider_name,
             base_url=getattr(adapter, "base_url", entry.base_url),
             fallback_from=call.fallback_from,
         )

@@ -42,7 +42,8 @@ import httpx
 from httpx_sse import EventSource
 
 from adapters.base import Adapter, Timeouts, kind_for_status
-from adapters.errors import ErrorKind, ProviderError, parse_duration
+from adapters.errors import ErrorKind, ProviderError
+from adapters.retry_hints import parse_retry_after
 from adapters.streaming import StreamAccumulator, parse_arguments
 from adapters.types import (
     ChatRequest,
@@ -154,11 +155,22 @@ class GeminiAdapter(Adapter):
                     ]
                 }
             ]
+        if request.tool_choice is not None:
+            choice = request.tool_choice
+            modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+            calling: dict[str, Any] = {"mode": modes.get(choice, "ANY")}
+            if choice not in modes:
+                calling["allowedFunctionNames"] = [choice]
+            body["toolConfig"] = {"functionCallingConfig": calling}
         config: dict[str, Any] = {}
         if request.max_tokens is not None:
             config["maxOutputTokens"] = request.max_tokens
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        if request.top_p is not None:
+            config["topP"] = request.top_p
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         if config:
             body["generationConfig"] = config
         return body
@@ -496,10 +508,8 @@ def _quota_exhausted(message: str, details: list[dict[str, Any]]) -> bool:
 
 
 def _retry_delay(details: list[dict[str, Any]]) -> float | None:
-    for detail in details:
-        if detail.get("@type") == RPC + "RetryInfo" and isinstance(detail.get("retryDelay"), str):
-            return parse_duration(detail["retryDelay"])
-    return None
+    """RetryInfo's delay, read by the shared parser every adapter uses (:mod:`adapters.retry_hints`)."""
+    return parse_retry_after(None, {"details": details})
 
 
 def _response_id_in(content: bytes) -> str | None:

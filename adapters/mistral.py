@@ -67,6 +67,7 @@ class MistralAdapter(OpenAIAdapter):
     wire: ClassVar[str] = "mistral"
     request_id_header: ClassVar[str] = "mistral-correlation-id"
     max_tokens_field: ClassVar[str] = "max_tokens"
+    required_tool_choice: ClassVar[str] = "any"
     #: Mistral rejects ``stream_options`` (422 extra_forbidden) and reports usage in streams unasked
     stream_usage_option: ClassVar[bool] = False
 

@@ -88,6 +88,12 @@ class OllamaAdapter(Adapter):
             options["num_predict"] = request.max_tokens
         if request.temperature is not None:
             options["temperature"] = request.temperature
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
+        if request.stop:
+            options["stop"] = list(request.stop)
+        if request.tool_choice not in (None, "auto"):
+            raise self.unsupported(f"tool_choice {request.tool_choice!r} (/api/chat has no tool choice)")
         if options:
             body["options"] = options
         if request.tools:

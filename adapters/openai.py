@@ -19,6 +19,7 @@ from adapters.base import Adapter, kind_for_status
 from adapters.errors import ErrorKind, ProviderError
 from adapters.streaming import StreamAccumulator, parse_arguments
 from adapters.types import (
+    TOOL_CHOICE_MODES,
     ChatRequest,
     ChatResponse,
     FinishReason,
@@ -47,8 +48,11 @@ CODE_KINDS: dict[str, ErrorKind] = {
     "billing_hard_limit_reached": ErrorKind.QUOTA_EXHAUSTED,
     "context_length_exceeded": ErrorKind.CONTEXT_LENGTH,
     "string_above_max_length": ErrorKind.CONTEXT_LENGTH,
-    "content_filter": ErrorKind.CONTENT_FILTER,
+    "content_filter": ErrorKind.CONTENT_FILTER,  # Azure's prompt filter (400, innererror ResponsibleAIPolicyViolation)
     "content_policy_violation": ErrorKind.CONTENT_FILTER,
+    # OpenAI's own answer to a flagged prompt: 400 invalid_request_error, code invalid_prompt ("Invalid prompt: your
+    # prompt was flagged as potentially violating our usage policy", github.com/BeehiveInnovations/pal-mcp-server#178)
+    "invalid_prompt": ErrorKind.CONTENT_FILTER,
     "invalid_api_key": ErrorKind.AUTH,
     "authentication_error": ErrorKind.AUTH,
     "model_not_found": ErrorKind.NOT_FOUND,
@@ -91,6 +95,10 @@ class OpenAIAdapter(Adapter):
             body[self.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
         if request.tools:
             body["tools"] = [
                 {
@@ -99,11 +107,24 @@ class OpenAIAdapter(Adapter):
                 }
                 for t in request.tools
             ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice(request.tool_choice)
         if stream:
             body["stream"] = True
             if self.stream_usage_option:
                 body["stream_options"] = {"include_usage": True}
         return body
+
+    #: the dialect's word for "call some tool" (Mistral's is ``any``)
+    required_tool_choice: ClassVar[str] = "required"
+
+    def tool_choice(self, choice: str) -> str | dict[str, Any]:
+        """``auto``/``none``/``required`` as words, one named tool as ``{"type": "function", ...}``."""
+        if choice == "required":
+            return self.required_tool_choice
+        if choice in TOOL_CHOICE_MODES:
+            return choice
+        return {"type": "function", "function": {"name": choice}}
 
     @staticmethod
     def _message(message: Message) -> dict[str, Any]:

@@ -228,6 +228,13 @@ class ProviderEntry(_Frozen):
     allowed_hosts: tuple[str, ...]
     #: adapter-specific, non-secret settings (e.g. Azure's api_version, Bedrock's region)
     options: dict[str, Any] = Field(default_factory=dict)
+    #: ``gen_ai.provider.name`` on its spans (a provider fact, so it lives here, not in a table keyed by wire: Groq
+    #: speaks OpenAI's wire but is ``groq``); None means the provider id
+    telemetry_name: str | None = None
+
+    @property
+    def genai_provider_name(self) -> str:
+        return self.telemetry_name or self.provider_id
 
     @model_validator(mode="before")
     @classmethod

@@ -50,29 +50,10 @@ PROVCERT_REASONING_TOKENS = "provcert.usage.reasoning_tokens"
 
 ATTEMPT_EVENT = "provcert.attempt"
 
-#: wire dialect -> the well-known ``gen_ai.provider.name`` value; anything else reports our provider id.
-GENAI_PROVIDER_NAMES: dict[str, str] = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "anthropic": "anthropic",
-    "gemini": "gcp.gemini",
-    "vertex": "gcp.vertex_ai",
-    "bedrock": "aws.bedrock",
-    "mistral": "mistral_ai",
-    "cohere": "cohere",
-    "groq": "groq",
-    "deepseek": "deepseek",
-    "xai": "x_ai",
-}
-
 
 def hash_user_id(user_id: str) -> str:
     """A stable pseudonym for a user: the first 16 hex digits of SHA-256 of the id."""
     return hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:16]
-
-
-def genai_provider_name(wire: str, provider_id: str) -> str:
-    return GENAI_PROVIDER_NAMES.get(wire, provider_id)
 
 
 @dataclass(frozen=True)
@@ -114,8 +95,8 @@ class CallSpan:
             self.ttft_ms = self.elapsed_ms()
             self.span.set_attribute(PROVCERT_TTFT_MS, self.ttft_ms)
 
-    def served_by(self, *, provider_id: str, wire: str, base_url: str, fallback_from: str | None) -> None:
-        name = genai_provider_name(wire, provider_id)
+    def served_by(self, *, provider_id: str, name: str, base_url: str, fallback_from: str | None) -> None:
+        """``name`` is the provider's ``gen_ai.provider.name`` (its registry ``telemetry_name``)."""
         parts = urlsplit(base_url)
         attrs: dict[str, Any] = {
             PROVCERT_PROVIDER_ID: provider_id,

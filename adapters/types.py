@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
@@ -51,13 +51,37 @@ class RequestMetadata(_Frozen):
     profile_id: str | None = None
 
 
+#: The tool choices every provider can express; any other value names the one declared tool the model must call.
+TOOL_CHOICE_MODES = ("auto", "none", "required")
+
+
 class ChatRequest(_Frozen):
+    """What the caller asks for. Every field reaches the wire in the provider's form, or the adapter refuses the
+    request as ``unsupported`` before sending (REQ-FIELDS checks both against what the mock server received)."""
+
     model: str
     messages: tuple[Message, ...]
-    max_tokens: int | None = None
-    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    #: stop sequences: generation ends before any of them
+    stop: tuple[str, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
+    #: "auto" (the model decides), "none", "required" (some tool), or the name of a declared tool to call
+    tool_choice: str | None = None
     metadata: RequestMetadata = Field(default_factory=RequestMetadata)
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> ChatRequest:
+        choice = self.tool_choice
+        if choice is None or choice in ("auto", "none"):
+            return self
+        names = [t.name for t in self.tools]
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs at least one tool")
+        if choice != "required" and choice not in names:
+            raise ValueError(f"tool_choice {choice!r} names no declared tool (tools: {names})")
+        return self
 
 
 class Usage(_Frozen):
