@@ -442,8 +442,24 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- finding
+#: Entry point group through which a provider that lives in its own package ships its golden cassettes: the entry
+#: point's name is the provider id, its value a directory (or a callable returning one) holding the cassettes.
+CASSETTES_ENTRY_POINT_GROUP = "provcert.cassettes"
+
+
 def provider_dir(provider_id: str, root: Path | None = None) -> Path:
-    return (root or DEFAULT_ROOT) / provider_id
+    """Where the provider's golden cassettes are: ``<root>/<provider>``; with the default root, a provider that is
+    not in this repository's ``cassettes/`` may bring its own folder through a ``provcert.cassettes`` entry point."""
+    folder = (root or DEFAULT_ROOT) / provider_id
+    if root not in (None, DEFAULT_ROOT) or folder.is_dir():
+        return folder
+    from importlib.metadata import entry_points
+
+    from adapters.registry import entry_point_path
+
+    for ep in entry_points(group=CASSETTES_ENTRY_POINT_GROUP, name=provider_id):
+        return entry_point_path(ep, directory=True)
+    return folder
 
 
 def golden_paths(provider_id: str, root: Path | None = None) -> list[Path]:

@@ -138,7 +138,9 @@ def _convert(item: real_cassettes.Interaction, entry: ProviderEntry, redactor: R
     if response.is_stream:
         response.chunks = split_raw(response.body, response.content_type)
     converted = fmt.Interaction(request, response)
-    converted.call = call_from_recording(converted, entry).model_dump(mode="json", exclude={"metadata"})
+    converted.call = call_from_recording(converted, entry).model_dump(
+        mode="json", exclude={"metadata"}, exclude_defaults=True
+    )
     return converted
 
 

@@ -12,6 +12,7 @@ import os
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -373,15 +374,29 @@ def gateway_sleep() -> RecordingSleep:
     return RecordingSleep()
 
 
+def gate_open(entry: ProviderEntry) -> ProviderEntry:
+    """The entry with its rollout gate open and its fallbacks cut: a provider registered disabled, as a canary or
+    at a percentage certifies on its merits; only REG-ROLLOUT and RTY-FALLBACK apply a gate, on purpose."""
+    return entry.model_copy(
+        update={
+            "rollout": entry.rollout.model_copy(update={"status": "enabled", "percentage": 100}),
+            "fallback": (),
+        }
+    )
+
+
 @pytest.fixture
 def make_gateway(
-    provcert_registry: Registry, tracer_provider: Any, gateway_sleep: RecordingSleep
+    provcert_registry: Registry, tracer_provider: Any, gateway_sleep: RecordingSleep, entry: ProviderEntry
 ) -> Callable[..., Any]:
+    """Gateways over given adapters; by default over a registry where the provider under test is gate-open."""
     from adapters.gateway import Gateway
+
+    isolated = provcert_registry.with_entries(gate_open(entry))
 
     def build(adapters: dict[str, Adapter], registry: Registry | None = None, seed: int = 7) -> Gateway:
         return Gateway(
-            registry or provcert_registry,
+            registry or isolated,
             adapters,
             tracer_provider=tracer_provider,
             sleep=gateway_sleep,
@@ -395,10 +410,57 @@ def make_gateway(
 def gateway(
     make_gateway: Callable[..., Any], adapter: Adapter, entry: ProviderEntry, provcert_registry: Registry
 ) -> Any:
-    """A gateway over the adapter under test alone: its declared fallbacks are cut, so retries and telemetry are
-    the adapter's own (RTY-FALLBACK builds its own chain)."""
-    isolated = provcert_registry.with_entries(entry.model_copy(update={"fallback": []}))
-    return make_gateway({entry.provider_id: adapter}, registry=isolated)
+    """A gateway over the adapter under test alone, gate open and fallbacks cut, so retries and telemetry are the
+    adapter's own (RTY-FALLBACK and REG-ROLLOUT build their own chains)."""
+    return make_gateway({entry.provider_id: adapter})
+
+
+@dataclass
+class FallbackChain:
+    """The provider under test as a primary with one fallback (a copy of it, served by its own mock session)."""
+
+    gateway: Any
+    primary: ProviderEntry
+    fallback: ProviderEntry
+    fallback_session: str
+    client: MockClient
+
+    def fallback_journal(self) -> list[dict[str, Any]]:
+        return self.client.journal(self.fallback_session)
+
+
+@pytest.fixture
+def fallback_chain(
+    make_gateway: Callable[..., Any],
+    make_adapter: AdapterFactory,
+    mock_client: MockClient,
+    provcert_registry: Registry,
+    entry: ProviderEntry,
+) -> Iterator[Callable[[dict[str, Any] | None], FallbackChain]]:
+    """Builds a primary -> fallback chain through the gateway. ``rollout`` (fields of the primary's rollout) applies
+    a gate to the primary; without it the primary is gate-open. The fallback answers "ok" to anything."""
+    sessions: list[str] = []
+
+    def build(rollout: dict[str, Any] | None) -> FallbackChain:
+        fallback = gate_open(entry).model_copy(update={"provider_id": f"{entry.provider_id}-fallback"})
+        primary = gate_open(entry).model_copy(update={"fallback": (fallback.provider_id,)})
+        if rollout is not None:
+            primary = primary.model_copy(update={"rollout": entry.rollout.model_copy(update=rollout)})
+        session = mock_client.new_session("fallback")
+        sessions.append(session)
+        mock_client.queue(session, {"preset": "ok", "times": 1000})
+        gateway = make_gateway(
+            {
+                primary.provider_id: make_adapter(entry=primary),
+                fallback.provider_id: make_adapter(entry=fallback, headers={"x-mock-session": session}),
+            },
+            registry=provcert_registry.with_entries(primary, fallback),
+        )
+        return FallbackChain(gateway, primary, fallback, session, mock_client)
+
+    yield build
+    for session in sessions:
+        mock_client.clear(session)
 
 
 # ---------------------------------------------------------------- labels, results, certificate

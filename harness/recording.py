@@ -450,7 +450,7 @@ class Recorder:
     @contextlib.contextmanager
     def call(self, request: Any) -> Iterator[None]:
         """Mark the normalized request whose HTTP traffic follows (stored beside each interaction)."""
-        self._current_call = request.model_dump(mode="json", exclude={"metadata"})
+        self._current_call = request.model_dump(mode="json", exclude={"metadata"}, exclude_defaults=True)
         self.models.append(request.model)
         try:
             yield

@@ -12,6 +12,7 @@ import pytest
 from adapters.errors import ErrorKind, ProviderError
 from harness.assertions import FAULT_KINDS, assert_error, chat_request, only, run_stream
 from harness.checks import check, evidence, not_applicable
+from harness.retry_forms import RETRY_FORMS, expected_wait, retry_scenario
 
 
 async def _fail(
@@ -77,9 +78,12 @@ def _clip(text: str, keep: int = 24) -> str:
 
 
 @check("ERR-429")
+@pytest.mark.parametrize("form", RETRY_FORMS)
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
-async def test_rate_limit(make_adapter, mock, provider_id, credentials, stream):
-    err, sent = await _fail(make_adapter, mock, {"preset": "rate_limit", "retry_after": 7}, stream=stream)
+async def test_rate_limit(make_adapter, mock, provider_id, credentials, entry, stream, form):
+    # 7.25 s: a wait that whole-second forms must round, so reading only one form cannot pass for reading another
+    err, sent = await _fail(make_adapter, mock, retry_scenario(entry, form, 7.25), stream=stream)
+    now = time.time()
     assert_error(
         err,
         sent,
@@ -88,11 +92,12 @@ async def test_rate_limit(make_adapter, mock, provider_id, credentials, stream):
         provider_id=provider_id,
         secret=credentials.current,
     )
-    want = sent["scenario"]["retry_after"]
-    assert err.retry_after is not None, "retry_after not parsed from the provider's retry hint"
-    assert err.retry_after == pytest.approx(want, abs=0.01), (
-        f"retry_after {err.retry_after}, the mock sent {want}"
+    want, tolerance, said = expected_wait(sent, now=now)
+    assert err.retry_after is not None, f"retry_after not parsed from the provider's retry hint ({said})"
+    assert err.retry_after == pytest.approx(want, abs=tolerance), (
+        f"retry_after {err.retry_after}, the mock's {said} hint asked for {want:.3f}s"
     )
+    evidence(f"429 with a {said} hint of {want:.3f}s -> rate_limited, retry_after {err.retry_after:.3f}s")
 
 
 @check("ERR-QUOTA")

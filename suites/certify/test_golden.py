@@ -14,7 +14,7 @@ import pytest
 
 from harness import cassettes as fmt
 from harness.assertions import chat_request, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 from harness.golden import diff_outcomes, golden_results, kind_of, read_snapshot, snapshot, write_snapshot
 from harness.schemas import has_schema, request_schema_errors, response_errors
 
@@ -36,6 +36,19 @@ async def test_request_well_formed(make_adapter, mock, entry):
         # in the body (OpenAI style) or as a segment of the journaled, decoded path (Bedrock, Gemini, Azure)
         in_path = f"/{request.model}/" in sent["path"] or f"/{request.model}:" in sent["path"]
         assert request.model == sent["request_body"].get("model") or in_path, "the model was not sent"
+    evidence(
+        f"{len(mock.journal())} request(s) fit the {entry.wire} request schema, path under {entry.mock_path}, "
+        f"model {request.model} sent, credential present"
+    )
+
+
+def _no_golden(entry, what):
+    """Nothing replayed is nothing certified: a provider without golden cassettes fails GLD, it does not skip."""
+    where = fmt.provider_dir(entry.provider_id)
+    return (
+        f"no {what} cassette for {entry.provider_id} in {where}: record or import one "
+        "(python -m harness.golden_tool all, or a provcert.cassettes entry point for an external provider)"
+    )
 
 
 def _load_all(provider_id, root):
@@ -52,7 +65,9 @@ async def _check_golden(entry, kind, root, update):
         c for c in _load_all(entry.provider_id, root) if any(kind_of(i) == kind for i in c.interactions)
     ]
     if not cassettes:
-        not_applicable(f"no golden {what} cassette in cassettes/{entry.provider_id}/ yet")
+        if kind == "stream" and not entry.capabilities.streaming:
+            not_applicable("provider declares no streaming")
+        pytest.fail(_no_golden(entry, what), pytrace=False)
     failures: list[str] = []
     for cassette in cassettes:
         results = await golden_results(entry, cassette)
@@ -92,6 +107,10 @@ async def _check_golden(entry, kind, root, update):
                         f"the {entry.wire} schemas: " + "; ".join(errors[:3])
                     )
     assert not failures, f"{len(failures)} golden problem(s): " + " | ".join(failures[:5])
+    replayed = sum(1 for c in cassettes for i in c.interactions if kind_of(i) == kind)
+    evidence(
+        f"{len(cassettes)} golden {what} cassette(s), {replayed} interaction(s) replayed = reviewed snapshots"
+    )
 
 
 @check("GLD-COMPLETE")
@@ -109,7 +128,7 @@ async def test_golden_requests_well_formed(entry, golden_root):
     """What the adapter sends while replaying, and what it sent when the cassette was recorded, fit the schema."""
     cassettes = _load_all(entry.provider_id, root=golden_root)
     if not cassettes:
-        not_applicable(f"no golden cassette in cassettes/{entry.provider_id}/ yet")
+        pytest.fail(_no_golden(entry, "golden"), pytrace=False)
     failures: list[str] = []
     for cassette in cassettes:
         for result in await golden_results(entry, cassette):
@@ -130,6 +149,7 @@ async def test_golden_requests_well_formed(entry, golden_root):
             if errors:
                 failures.append(f"{cassette.path.name} #{n} (recorded): " + "; ".join(errors[:3]))
     assert not failures, "requests that do not fit the request schema: " + " | ".join(failures[:5])
+    evidence(f"replayed requests of {len(cassettes)} golden cassette(s) fit the {entry.wire} request schema")
 
 
 @check("GLD-COMPLETE")
@@ -174,4 +194,7 @@ async def test_mock_output_matches_golden_schemas(entry, mock, tmp_path):
             ]
     assert not problems, f"the mock's {entry.wire} output drifted from the golden schemas: " + "; ".join(
         problems[:5]
+    )
+    evidence(
+        f"the mock's {', '.join(f'{s}/{k}' for s, k, _ in cases)} validate against the {entry.wire} schemas"
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from adapters.errors import ErrorKind, ProviderError
-from harness.assertions import chat_request, run_stream
-from harness.checks import check, not_applicable
+from harness.assertions import FAULT_KINDS, chat_request, run_stream
+from harness.checks import check, evidence, not_applicable
+from harness.retry_forms import RETRY_FORMS, expected_wait, retry_scenario
 
 
 @check("RTY-BACKOFF")
@@ -27,6 +30,11 @@ async def test_backoff_bounded(gateway, mock, entry, provider_id, gateway_sleep)
         assert 0 <= delay <= ceiling, (
             f"wait #{n + 1} was {delay:.3f}s, outside full-jitter bounds [0, {ceiling}]"
         )
+    evidence(
+        f"500 x{attempts} = max_attempts {policy.max_attempts}; waits "
+        + ", ".join(f"{d:.3f}" for d in delays)
+        + f" s within full-jitter bounds (initial {policy.initial_backoff}, max {policy.max_backoff})"
+    )
 
 
 @check("RTY-BACKOFF")
@@ -45,18 +53,27 @@ async def test_backoff_jitter_and_recovery(
         waits.append(list(gateway_sleep.delays))
     assert len(mock.journal()) == 6, "expected 3 attempts per call (2 failures, then success)"
     assert waits[0] != waits[1], f"identical waits {waits[0]} under different random seeds: no jitter"
+    evidence(f"2 x 500 then ok, twice: recovered; waits differ by seed ({waits[0]} vs {waits[1]})")
 
 
 @check("RTY-AFTER")
+@pytest.mark.parametrize("form", RETRY_FORMS)
 @pytest.mark.parametrize("retry_after", [3.0, 90.0])
-async def test_retry_after_honoured_and_capped(gateway, mock, entry, provider_id, gateway_sleep, retry_after):
-    mock.queue({"preset": "rate_limit", "retry_after": retry_after}, "ok")
+async def test_retry_after_honoured_and_capped(
+    gateway, mock, entry, provider_id, gateway_sleep, retry_after, form
+):
+    mock.queue(retry_scenario(entry, form, retry_after), "ok")
     await gateway.complete(provider_id, chat_request(entry))
     sent = mock.journal()
     assert len(sent) == 2, f"{len(sent)} attempts; expected one retry after the 429"
-    want = min(sent[0]["scenario"]["retry_after"], entry.retry.retry_after_cap)
-    assert gateway_sleep.delays == [pytest.approx(want, abs=0.01)], (
-        f"waited {gateway_sleep.delays}, the provider asked for {retry_after}s (cap {entry.retry.retry_after_cap}s)"
+    asked, tolerance, said = expected_wait(sent[0], now=time.time())
+    want = min(asked, entry.retry.retry_after_cap)
+    assert gateway_sleep.delays == [pytest.approx(want, abs=tolerance)], (
+        f"waited {gateway_sleep.delays}, the provider's {said} hint asked for {asked:.3f}s "
+        f"(cap {entry.retry.retry_after_cap}s)"
+    )
+    evidence(
+        f"429 {said} hint {asked:.3f} s -> waited {gateway_sleep.delays[0]:.3f} s (cap {entry.retry.retry_after_cap} s)"
     )
 
 
@@ -70,6 +87,7 @@ async def test_not_retried(gateway, mock, entry, provider_id, gateway_sleep, fau
     attempts = len(mock.journal())
     assert attempts == 1, f"a non-retryable {fault} was sent {attempts} times"
     assert gateway_sleep.delays == []
+    evidence(f"{fault} -> {info.value.kind.value}, not retryable: 1 attempt, no wait")
 
 
 @check("RTY-STREAM")
@@ -83,6 +101,9 @@ async def test_no_retry_after_output(gateway, mock, entry, provider_id):
     assert attempts == 1, f"the stream was replayed {attempts} times after output reached the caller"
     assert run.error.output_delivered, "the error does not say output was already delivered"
     assert run.text == mock.journal()[0]["text_sent"]
+    evidence(
+        f"abort after 2 chunks: 1 attempt, stream_interrupted with output_delivered, {len(run.text)} chars kept"
+    )
 
 
 @check("RTY-STREAM")
@@ -98,37 +119,54 @@ async def test_retry_before_output(gateway, mock, entry, provider_id):
     assert len(run.starts) == 1 and len(run.ends) == 1, (
         "a retried stream must still have one Start and one End"
     )
-
-
-def _with_fallback(registry, entry, rollout=None):
-    fallback = entry.model_copy(update={"provider_id": f"{entry.provider_id}-fallback", "fallback": []})
-    update = {"fallback": [fallback.provider_id]}
-    if rollout is not None:
-        update["rollout"] = entry.rollout.model_copy(update=rollout)
-    primary = entry.model_copy(update=update)
-    return registry.with_entries(primary, fallback), primary, fallback
+    evidence(
+        f"500 before any output, then ok: 2 attempts, one Start, one End, text = attempt 2's {len(run.text)} chars"
+    )
 
 
 @check("RTY-FALLBACK")
-@pytest.mark.parametrize("why", ["exhausted", "disabled"])
-async def test_fallback(make_gateway, make_adapter, mock, mock_client, provcert_registry, entry, why):
-    rollout = {"status": "disabled", "percentage": 0} if why == "disabled" else None
-    registry, primary, fallback = _with_fallback(provcert_registry, entry, rollout)
-    other = mock_client.new_session("fallback")
-    mock_client.queue(other, "ok")
-    mock.queue({"preset": "service_unavailable", "retry_after": 0.01, "times": 10})
-    gateway = make_gateway(
-        {
-            primary.provider_id: make_adapter(entry=primary),
-            fallback.provider_id: make_adapter(entry=fallback, headers={"x-mock-session": other}),
-        },
-        registry=registry,
+@pytest.mark.parametrize("why", ["exhausted", "quota", "disabled"])
+async def test_fallback_serves(make_adapter, mock, mock_client, fallback_chain, entry, why):
+    """The fallback serves when the primary's retries are exhausted, its quota is gone, or it is switched off."""
+    chain = fallback_chain({"status": "disabled", "percentage": 0} if why == "disabled" else None)
+    if why == "exhausted":
+        mock.queue({"preset": "service_unavailable", "retry_after": 0.01, "times": 10})
+    elif why == "quota":
+        mock.queue({"preset": "quota_exhausted", "times": 10})
+    response = await chain.gateway.complete(chain.primary.provider_id, chat_request(entry))
+    assert response.provider_id == chain.fallback.provider_id, (
+        f"served by {response.provider_id}, not the fallback"
     )
-    response = await gateway.complete(primary.provider_id, chat_request(entry))
-    assert response.provider_id == fallback.provider_id, f"served by {response.provider_id}, not the fallback"
     primary_attempts = len(mock.journal())
-    want = 0 if why == "disabled" else primary.retry.max_attempts
+    want = {"disabled": 0, "quota": 1, "exhausted": chain.primary.retry.max_attempts}[why]
     assert primary_attempts == want, f"the primary got {primary_attempts} attempts, expected {want}"
-    served = mock_client.journal(other)
+    served = chain.fallback_journal()
     assert len(served) == 1 and response.text == served[0]["text_sent"]
-    mock_client.clear(other)
+    evidence(
+        f"{why}: primary {primary_attempts} attempt(s), then the fallback served {len(response.text)} chars "
+        f"= its journal, request id {response.request_id}"
+    )
+
+
+@check("RTY-FALLBACK")
+@pytest.mark.parametrize(
+    "fault", ["bad_request", "context_length", "content_filter", "auth_error", "not_found"]
+)
+async def test_fallback_not_used_for_caller_errors(mock, fallback_chain, entry, fault):
+    """A request another provider would reject the same way, a safety decision, or a broken key of the primary is
+    raised as is: falling back would hide the defect (or route around a filter) and spend another provider's budget."""
+    if fault == "content_filter" and (entry.capabilities.model_extra or {}).get("content_filter") is False:
+        not_applicable(
+            f"{entry.provider_id} declares content_filter: false (the provider has no content filter)"
+        )
+    chain = fallback_chain(None)
+    mock.queue({"preset": fault, "times": 5})
+    with pytest.raises(ProviderError) as info:
+        await chain.gateway.complete(chain.primary.provider_id, chat_request(entry))
+    kinds, _ = FAULT_KINDS[fault]
+    assert info.value.kind in kinds, f"{fault} surfaced as {info.value.kind.value}"
+    assert info.value.provider_id == chain.primary.provider_id, f"raised by {info.value.provider_id}"
+    served = chain.fallback_journal()
+    assert not served, f"a {fault} of the primary was retried on the fallback ({len(served)} request(s))"
+    assert len(mock.journal()) == 1
+    evidence(f"{fault} -> {info.value.kind.value} raised from the primary; the fallback got 0 requests")

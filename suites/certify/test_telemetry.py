@@ -9,7 +9,7 @@ import pytest
 
 from adapters.errors import ProviderError
 from harness.assertions import chat_request, only, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 
 
 def _one_span(exporter):
@@ -19,14 +19,24 @@ def _one_span(exporter):
 
 
 @check("TEL-FIELDS")
-async def test_span_fields(gateway, mock, entry, provider_id, span_exporter):
+@pytest.mark.parametrize("mode", ["complete", "stream"])
+async def test_span_fields(gateway, mock, entry, provider_id, span_exporter, mode):
+    """Streams carry the same fields as completions (tokens and cost included): a stream span that loses them is a
+    call whose spend nobody can attribute."""
+    if mode == "stream" and not entry.capabilities.streaming:
+        not_applicable("provider declares no streaming")
     mock.queue("ok")
     request = chat_request(entry)
-    await gateway.complete(provider_id, request)
+    if mode == "stream":
+        run = await run_stream(gateway.stream(provider_id, request))
+        assert run.error is None, f"stream failed: {run.error!r}"
+    else:
+        await gateway.complete(provider_id, request)
     sent = only(mock.journal())
     _, attrs = _one_span(span_exporter)
     truth = sent["usage_truth"]
     expected = {
+        "gen_ai.provider.name": entry.telemetry_name or provider_id,
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": request.model,
         "gen_ai.usage.input_tokens": truth["input_tokens"],
@@ -40,7 +50,8 @@ async def test_span_fields(gateway, mock, entry, provider_id, span_exporter):
     }
     wrong = {k: (attrs.get(k), v) for k, v in expected.items() if attrs.get(k) != v}
     assert not wrong, f"span attributes (got, want): {wrong}"
-    assert attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system"), "no gen_ai provider attribute"
+    if mode == "stream":
+        assert attrs.get("provcert.stream") is True, "the span does not say it was a stream"
     if sent["request_id"]:
         assert attrs.get("gen_ai.response.id") == sent["request_id"]
     user_hash = attrs.get("provcert.user_id_hash")
@@ -58,6 +69,10 @@ async def test_span_fields(gateway, mock, entry, provider_id, span_exporter):
             assert cost == 0, f"span cost {cost} USD for a model registered at price 0"
         else:
             assert cost > 0, "cost missing from the span"
+    evidence(
+        f"{mode}: one span, provider {attrs['gen_ai.provider.name']}, tokens {truth['input_tokens']}/"
+        f"{truth['output_tokens']} = journal, cost {attrs.get('provcert.cost_usd')} USD, user hashed"
+    )
 
 
 @check("TEL-FIELDS")
@@ -66,6 +81,7 @@ async def test_span_retry_count(gateway, mock, entry, provider_id, span_exporter
     await gateway.complete(provider_id, chat_request(entry))
     _, attrs = _one_span(span_exporter)
     assert attrs.get("provcert.retry_count") == len(mock.journal()) - 1
+    evidence(f"500 then ok: one span, retry_count {attrs.get('provcert.retry_count')} = journal attempts - 1")
 
 
 @check("TEL-ERROR")
@@ -78,6 +94,7 @@ async def test_span_error(gateway, mock, entry, provider_id, span_exporter, faul
     assert span.status.status_code.name == "ERROR", f"span status {span.status.status_code.name}"
     assert attrs.get("error.type") == info.value.kind.value, f"error.type {attrs.get('error.type')!r}"
     assert attrs.get("provcert.outcome") == "error"
+    evidence(f"{fault}: span status ERROR, error.type {attrs.get('error.type')}, outcome error")
 
 
 @check("TEL-TTFT")
@@ -92,4 +109,7 @@ async def test_span_ttft(gateway, mock, entry, provider_id, span_exporter):
     assert ttft is not None, "no time to first token on a stream span"
     assert 100 <= float(ttft) <= float(attrs["provcert.latency_ms"]), (
         f"ttft {ttft} ms: the mock held the first token for 120 ms; latency {attrs['provcert.latency_ms']} ms"
+    )
+    evidence(
+        f"first token held 120 ms: ttft {float(ttft):.0f} ms <= latency {float(attrs['provcert.latency_ms']):.0f} ms"
     )

@@ -9,7 +9,7 @@ import pytest
 from adapters.pricing import cost_for
 from adapters.types import Usage
 from harness.assertions import assert_usage_matches, chat_request, only, run_stream
-from harness.checks import check, not_applicable
+from harness.checks import check, evidence, not_applicable
 
 TOLERANCE = 0.5  # an estimate within +/-50% of the truth is useful for attribution; 0 or 10x is not
 
@@ -19,6 +19,8 @@ async def test_complete_usage(adapter, mock):
     mock.queue("ok")
     response = await adapter.complete(chat_request(adapter.entry))
     assert_usage_matches(response.usage, only(mock.journal())["usage_truth"], what="complete")
+    u = response.usage
+    evidence(f"reported {u.input_tokens}/{u.output_tokens}/{u.total_tokens} (in/out/total) = journal truth")
 
 
 @check("TOK-STREAM")
@@ -32,6 +34,10 @@ async def test_stream_usage(make_adapter, mock, entry):
     run = await run_stream(adapter.stream(chat_request(entry)))
     assert run.error is None, f"stream failed: {run.error!r}"
     assert_usage_matches(run.ends[0].usage, only(mock.journal())["usage_truth"], what="stream")
+    u = run.ends[0].usage
+    evidence(
+        f"12-chunk stream: {u.input_tokens}/{u.output_tokens}/{u.total_tokens} (in/out/total) = journal truth"
+    )
 
 
 @check("TOK-NULL")
@@ -59,11 +65,20 @@ async def test_estimated_usage(make_adapter, mock, entry, mode, stream):
         assert abs(got - want) <= TOLERANCE * want, (
             f"estimated {field}={got} is not within 50% of the truth {want}"
         )
+    evidence(
+        f"{mode} ({'stream' if stream else 'complete'}): estimated {usage.input_tokens}/{usage.output_tokens} "
+        f"vs truth {truth['input_tokens']}/{truth['output_tokens']}, marked estimated"
+    )
 
 
 @check("TOK-COST")
-async def test_cost_exact(adapter, mock, entry):
-    mock.queue({"preset": "usage_details", "reasoning_tokens": 0})
+@pytest.mark.parametrize("details", ["cached", "cached+reasoning"])
+async def test_cost_exact(adapter, mock, entry, details):
+    """Cached input at its own price, reasoning as output (it is billed as output everywhere): a cost that counts
+    reasoning twice, or cached tokens at the full input price, is off by a computable amount."""
+    if details == "cached+reasoning" and not entry.capabilities.reasoning_tokens:
+        not_applicable("provider reports no reasoning tokens")
+    mock.queue({"preset": "usage_details", "reasoning_tokens": 9 if "reasoning" in details else 0})
     response = await adapter.complete(chat_request(entry))
     truth = only(mock.journal())["usage_truth"]
     model = next(m for m in entry.models if m.id == response.model or m.id == chat_request(entry).model)
@@ -85,6 +100,10 @@ async def test_cost_exact(adapter, mock, entry):
     assert cost.total_usd == want, (
         f"cost {cost.total_usd} USD, expected {want} from registry prices and the truth"
     )
+    evidence(
+        f"{details}: {truth['input_tokens']} in ({cached} cached), {truth['output_tokens']} out "
+        f"({truth.get('reasoning_tokens') or 0} reasoning) -> {cost.total_usd} USD exact (Decimal)"
+    )
 
 
 @check("TOK-COST")
@@ -94,6 +113,7 @@ async def test_unpriced_flagged(entry):
     )
     assert not cost.priced, "an unknown model was reported as priced"
     assert cost.price_source is None
+    evidence("an unregistered model: priced=False, no price source (never $0)")
 
 
 @check("TOK-DETAIL")
@@ -122,3 +142,14 @@ async def test_usage_details(make_adapter, mock, entry, stream):
         assert usage.reasoning_tokens == truth["reasoning_tokens"], (
             f"reasoning {usage.reasoning_tokens}, truth {truth['reasoning_tokens']}"
         )
+    # the details sit inside the totals, whatever the provider's own convention (Anthropic reports cache reads
+    # beside input_tokens, Gemini thoughts beside candidates, OpenAI inside both): counted once, in the right total
+    assert_usage_matches(
+        usage, truth, what=f"{'stream' if stream else 'complete'} with cached and reasoning tokens"
+    )
+    assert (usage.cached_tokens or 0) <= usage.input_tokens, "more cached tokens than input tokens"
+    assert (usage.reasoning_tokens or 0) <= usage.output_tokens, "more reasoning tokens than output tokens"
+    evidence(
+        f"{'stream' if stream else 'complete'}: input {usage.input_tokens} (cached {usage.cached_tokens}), output "
+        f"{usage.output_tokens} (reasoning {usage.reasoning_tokens}), total {usage.total_tokens} = journal truth"
+    )

@@ -48,8 +48,9 @@ async def test_success_span_has_genai_and_provcert_fields(kit: Any, spans: Any) 
     assert span.name == "chat m-1"
     expected = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.system": "openai",
+        # no telemetry_name registered: the provider id (the wire, OpenAI's, says nothing about who serves)
+        "gen_ai.provider.name": "acme",
+        "gen_ai.system": "acme",
         "gen_ai.request.model": "m-1",
         "gen_ai.response.model": "m-1",
         "gen_ai.request.max_tokens": 64,
@@ -155,3 +156,16 @@ async def test_fallback_and_unpriced_attributes(kit: Any, spans: Any) -> None:
     assert attrs["provcert.fallback_from"] == "acme" and attrs["provcert.provider_id"] == "backup"
     assert attrs["server.address"] == "backup.test"
     assert attrs["provcert.cost_priced"] is False and "provcert.cost_usd" not in attrs
+
+
+async def test_the_registered_telemetry_name_is_the_provider_name(kit: Any, spans: Any) -> None:
+    """Groq speaks OpenAI's wire but is ``groq`` to OpenTelemetry: the name comes from the registry entry."""
+    registry = kit.make_registry(kit.entry_data(telemetry_name="groq"))
+    gateway = Gateway(
+        registry,
+        {"acme": kit.FakeAdapter(registry.get("acme"), [kit.response("acme")])},
+        tracer_provider=spans[0],
+    )
+    await gateway.complete("acme", kit.request())
+    attrs = dict(only_span(spans).attributes)
+    assert (attrs["gen_ai.provider.name"], attrs["gen_ai.system"]) == ("groq", "groq")

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from adapters.errors import ProviderError
+from adapters.errors import ErrorKind, ProviderError
 from adapters.openai import OpenAIAdapter
 from adapters.streaming import StreamAccumulator
 from adapters.types import ChatRequest, ChatResponse, StreamEvent, TextDelta, Usage
@@ -26,6 +26,91 @@ class IgnoresRetryAfter(OpenAIAdapter):
         err = super().status_error(response)
         err.retry_after = None
         return err
+
+
+class WholeSecondsRetryAfter(OpenAIAdapter):
+    """Reads only a whole-second ``retry-after``: ignores ``retry-after-ms``, HTTP-dates, Gemini's RetryInfo and
+    Anthropic's reset headers. Must fail: ERR-429, RTY-AFTER (the ms and HTTP-date forms OpenAI's wire sends)."""
+
+    def status_error(self, response: httpx.Response) -> ProviderError:
+        err = super().status_error(response)
+        raw = response.headers.get("retry-after", "").strip()
+        err.retry_after = float(raw) if raw.isdigit() else None
+        return err
+
+
+class InvalidPromptIsBadRequest(OpenAIAdapter):
+    """Maps OpenAI's filtered-prompt answer (400 ``invalid_prompt``) to ``bad_request``, as a table keyed on Azure's
+    ``content_filter`` code alone would. Must fail: ERR-FILTER."""
+
+    def dialect_kind(self, error: dict[str, Any], status: int | None) -> ErrorKind | None:
+        if error.get("code") == "invalid_prompt":
+            return ErrorKind.BAD_REQUEST
+        return super().dialect_kind(error, status)
+
+
+class DropsMaxTokens(OpenAIAdapter):
+    """Never sends the output limit (the live cost cap relies on it). Must fail: REQ-FIELDS."""
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = super().body(request, stream=stream)
+        body.pop(self.max_tokens_field, None)
+        return body
+
+
+class DropsSamplingParameters(OpenAIAdapter):
+    """Drops ``top_p`` and the stop sequences. Must fail: REQ-FIELDS."""
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = super().body(request, stream=stream)
+        body.pop("top_p", None)
+        body.pop("stop", None)
+        return body
+
+
+class DropsSystemPrompt(OpenAIAdapter):
+    """Leaves the system prompt out. Must fail: REQ-FIELDS, and TOK-NULL (its usage estimate counts a prompt the
+    server never received)."""
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = super().body(request, stream=stream)
+        body["messages"] = [m for m in body["messages"] if m["role"] != "system"]
+        return body
+
+
+class IgnoresToolChoice(OpenAIAdapter):
+    """Never sends the tool choice, so the model always decides. Must fail: REQ-FIELDS."""
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = super().body(request, stream=stream)
+        body.pop("tool_choice", None)
+        return body
+
+
+class CountsReasoningTwice(OpenAIAdapter):
+    """Adds the reasoning tokens to ``completion_tokens``, which already includes them (another provider's
+    convention applied to OpenAI's). Must fail: TOK-DETAIL, TOK-COST."""
+
+    @staticmethod
+    def parse_usage(raw: Any) -> Usage | None:
+        usage = OpenAIAdapter.parse_usage(raw)
+        if usage is None or not usage.reasoning_tokens:
+            return usage
+        output = usage.output_tokens + usage.reasoning_tokens
+        return usage.model_copy(update={"output_tokens": output, "total_tokens": usage.input_tokens + output})
+
+
+class CachedOutsideInput(OpenAIAdapter):
+    """Takes the cached tokens out of the input total (Anthropic's convention applied to OpenAI's wire, where
+    ``prompt_tokens`` already includes them). Must fail: TOK-DETAIL, TOK-COST."""
+
+    @staticmethod
+    def parse_usage(raw: Any) -> Usage | None:
+        usage = OpenAIAdapter.parse_usage(raw)
+        if usage is None or not usage.cached_tokens:
+            return usage
+        prompt = usage.input_tokens - usage.cached_tokens
+        return usage.model_copy(update={"input_tokens": prompt, "total_tokens": prompt + usage.output_tokens})
 
 
 class DropsRequestId(OpenAIAdapter):

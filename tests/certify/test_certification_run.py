@@ -46,6 +46,19 @@ def test_openai_is_certified(openai_run: tuple[subprocess.CompletedProcess[str],
     assert "openai: CERTIFIED" in proc.stdout
 
 
+def test_every_passing_test_of_every_check_records_evidence(
+    openai_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """No vacuous passes: each passing test says what it verified, so a check that stopped exercising anything
+    (an early return, an emptied loop) shows up here instead of passing silently."""
+    _, reports = openai_run
+    cert = json.loads((reports / "openai" / "certificate.json").read_text())
+    silent = [
+        t["nodeid"] for c in cert["checks"] for t in c["tests"] if t["status"] == "pass" and not t["evidence"]
+    ]
+    assert not silent, f"passing tests that recorded no evidence: {silent}"
+
+
 def test_certificate_markdown_lists_every_check(
     openai_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

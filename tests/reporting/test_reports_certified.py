@@ -73,7 +73,9 @@ def test_certificate_markdown_is_compact_and_complete(
         assert check["title"] in row
         if check["status"] == "not applicable":
             assert "⏭️ n/a" in row and check["detail"][:30] in row
-    assert "<details><summary>All 52 checks</summary>" in md and md.rstrip().endswith("</details>")
+    assert f"<details><summary>All {len(CHECKS)} checks</summary>" in md and md.rstrip().endswith(
+        "</details>"
+    )
 
 
 def test_junit_has_one_testcase_per_check(

@@ -2,7 +2,8 @@
 
 The entry points in ``pyproject.toml`` point here: ``REGISTRY_PATH`` (group ``provcert.registries``) is the
 providers YAML that registers ``acme``, ``SCHEMAS_DIR`` (group ``provcert.schemas``) holds
-``acme.request.schema.json``, and :class:`acme_provcert.personality.AcmePersonality` (group
+``acme.request.schema.json``, ``CASSETTES_DIR`` (group ``provcert.cassettes``) holds its golden cassettes,
+and :class:`acme_provcert.personality.AcmePersonality` (group
 ``provcert.personalities``) is mounted by the mock server under ``/acme``.
 """
 
@@ -12,3 +13,4 @@ from pathlib import Path
 
 REGISTRY_PATH = Path(__file__).with_name("providers.yaml")
 SCHEMAS_DIR = Path(__file__).with_name("schemas")
+CASSETTES_DIR = Path(__file__).with_name("cassettes") / "acme"
