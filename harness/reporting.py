@@ -309,7 +309,14 @@ def provenance_lines(data: Mapping[str, Any]) -> list[str]:
     golden = prov.get("golden_cassettes") or {}
     if golden:
         parts.append("golden cassettes " + ", ".join(f"{n} {source}" for source, n in golden.items()))
-    return ["Certified: " + " · ".join(_cell(p) if not p.startswith("commit `") else p for p in parts)]
+    out = ["Certified: " + " · ".join(_cell(p) if not p.startswith("commit `") else p for p in parts)]
+    unverified = prov.get("unverified_wire_forms") or {}
+    if unverified:
+        out.append(
+            "Resting on wire forms not verified against the real provider (the mock's imitation is a guess): "
+            + "; ".join(f"{check} ({_cell(' / '.join(why))})" for check, why in unverified.items())
+        )
+    return out
 
 
 def certificate_markdown(data: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.allure_report import sdk_versions
+from harness.fault_provenance import unverified_checks
 
 UNKNOWN = "unknown"
 #: seconds any one git command may take (a certificate is never held up by a slow file system)
@@ -136,6 +137,7 @@ class RunProvenance:
             "python": self.python,
             "sdks": provider_sdks(wire),
             "golden_cassettes": golden_counts(provider, cassettes),
+            "unverified_wire_forms": unverified_checks(wire) if wire else {},
         }
 
 

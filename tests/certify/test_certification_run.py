@@ -139,3 +139,18 @@ def test_bad_mock_url_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "is not a provcert mock server" in proc.stdout + proc.stderr
     assert not (tmp_path / "openai").exists(), "a setup error must not write a certificate"
+
+
+def test_the_certificate_lists_checks_resting_on_unverified_wire_forms(
+    openai_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """A reader must know which passes rest on a fault body or retry hint the mock only guessed."""
+    from harness.fault_provenance import unverified_checks
+
+    _, reports = openai_run
+    cert = json.loads((reports / "openai" / "certificate.json").read_text())
+    listed = cert["provenance"]["unverified_wire_forms"]
+    assert listed == unverified_checks("openai") and listed, listed
+    md = (reports / "openai" / "certificate.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("Resting on wire forms not verified"))
+    assert all(check in line for check in listed)
