@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import json
+import math
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
 from httpx_sse import SSEError
 
 from adapters.errors import ErrorKind, ProviderError, parse_retry_after, scrub
-from adapters.types import ChatRequest, ChatResponse, StreamEvent
+from adapters.types import ChatRequest, ChatResponse, End, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:
     from adapters.credentials import CredentialResolver
@@ -39,13 +41,20 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+#: The total deadline of one call when the registry entry does not set ``timeouts.total`` (seconds).
+DEFAULT_TOTAL_TIMEOUT = 300.0
+
+
 @dataclass(frozen=True)
 class Timeouts:
-    """Strict client-side bounds, in seconds. ``stream_idle`` bounds the gap between two stream reads."""
+    """Strict client-side bounds, in seconds. ``stream_idle`` bounds the gap between two stream reads; ``total`` bounds
+    a whole call (headers, body, every stream event), because per-read bounds alone let a trickling server or an
+    endless run of empty deltas keep a call busy forever."""
 
     connect: float = 5.0
     read: float = 60.0
     stream_idle: float = 30.0
+    total: float = DEFAULT_TOTAL_TIMEOUT
 
     def httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=self.connect)
@@ -84,6 +93,19 @@ class Adapter(abc.ABC):
 
     #: the wire dialect this adapter speaks (the mock personality that plays its provider)
     wire: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap every concrete ``complete``/``stream`` in the call guard (:func:`_guard_complete`,
+        :func:`_guard_stream`): whatever a parser trips over, a caller calling the adapter directly sees only a
+        ProviderError, and no call outlives ``timeouts.total``. Done here so that no adapter can forget it."""
+        super().__init_subclass__(**kwargs)
+        guards: dict[str, Callable[[Any], Any]] = {"complete": _guard_complete, "stream": _guard_stream}
+        for name, guard in guards.items():
+            method = cls.__dict__.get(name)
+            if method is None or getattr(method, "__isabstractmethod__", False):
+                continue
+            if not getattr(method, "_provcert_guarded", False):
+                setattr(cls, name, guard(method))
 
     def __init__(
         self,
@@ -154,6 +176,97 @@ class Adapter(abc.ABC):
 
     def error(self, kind: ErrorKind, message: str, **kw: Any) -> ProviderError:
         return ProviderError(kind, message, provider_id=self.provider_id, **kw)
+
+    def deadline_error(
+        self, exc: BaseException | None, *, request_id: str | None = None, partial_text: str = ""
+    ) -> ProviderError:
+        """The call ran past ``timeouts.total``: a ``timeout`` keeping what was delivered so far."""
+        return self.error(
+            ErrorKind.TIMEOUT,
+            f"no complete response within the total deadline of {self.timeouts.total:g}s",
+            request_id=request_id,
+            partial_text=partial_text,
+            cause=exc,
+        )
+
+    def malformed_error(
+        self, exc: BaseException, *, request_id: str | None = None, partial_text: str = ""
+    ) -> ProviderError:
+        """A failure no parser mapped (a field of an unexpected type, nesting too deep, a number out of range): the
+        provider sent something this adapter cannot read, so ``invalid_response``, with the raw exception as cause."""
+        if isinstance(exc, ProviderError):
+            return exc
+        detail = scrub(f"{type(exc).__name__}: {exc}")[:300]
+        return self.error(
+            ErrorKind.INVALID_RESPONSE,
+            f"unreadable response: {detail}",
+            request_id=request_id,
+            partial_text=partial_text,
+            cause=exc,
+        )
+
+    def token_count(self, value: Any, field: str, *, request_id: str | None = None) -> int | None:
+        """A token count from the wire: None when absent, else a non-negative integer (an integral float such as
+        ``12.0`` is accepted, as JSON does not distinguish them). Anything else (a string, a bool, a negative, a
+        fraction, infinity) is ``invalid_response``: a count we would have to guess at must not be billed."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"usage field {field} is not a number: {type(value).__name__}",
+                request_id=request_id,
+            )
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"usage field {field} is not a whole number: {value!r}",
+                request_id=request_id,
+            )
+        count = int(value)
+        if count < 0:
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE, f"usage field {field} is negative: {count}", request_id=request_id
+            )
+        return count
+
+    def content_text(self, content: Any, *, request_id: str | None = None, partial_text: str = "") -> str:
+        """Message text from the wire: a string, null, or a list of content parts whose ``text`` parts are joined
+        (OpenAI-shaped APIs, Mistral's reasoning models among them, may send parts). Any other shape is
+        ``invalid_response``, never ``str()`` of a structure passed off as the model's text."""
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts: list[str] = []
+            for part in content:
+                if isinstance(part, str):
+                    texts.append(part)
+                elif isinstance(part, dict) and part.get("type", "text") == "text":
+                    text = part.get("text")
+                    if not isinstance(text, str):
+                        raise self.error(
+                            ErrorKind.INVALID_RESPONSE,
+                            "a text content part has no string text",
+                            request_id=request_id,
+                            partial_text=partial_text,
+                        )
+                    texts.append(text)
+                elif not isinstance(part, dict):
+                    raise self.error(
+                        ErrorKind.INVALID_RESPONSE,
+                        f"a content part is a {type(part).__name__}, not an object",
+                        request_id=request_id,
+                        partial_text=partial_text,
+                    )
+            return "".join(texts)
+        raise self.error(
+            ErrorKind.INVALID_RESPONSE,
+            f"message content is a {type(content).__name__}, not text",
+            request_id=request_id,
+            partial_text=partial_text,
+        )
 
     def transport_error(
         self,
@@ -333,3 +446,91 @@ class Adapter(abc.ABC):
     @staticmethod
     def retry_after(response: httpx.Response) -> float | None:
         return parse_retry_after(response.headers)
+
+
+def _check_usage(adapter: Adapter, usage: Usage, request_id: str | None, partial_text: str = "") -> None:
+    """Counts the caller will bill: non-negative, whatever path of the parser produced them."""
+    for name in ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"):
+        value = getattr(usage, name)
+        if value is not None and value < 0:
+            raise adapter.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"usage {name} is negative: {value}",
+                request_id=request_id,
+                partial_text=partial_text,
+            )
+
+
+def _guard_complete(
+    fn: Callable[[Any, ChatRequest], Awaitable[ChatResponse]],
+) -> Callable[[Any, ChatRequest], Awaitable[ChatResponse]]:
+    """``complete`` under the total deadline, with any non-ProviderError mapped to the taxonomy."""
+
+    @functools.wraps(fn)
+    async def complete(self: Adapter, request: ChatRequest) -> ChatResponse:
+        try:
+            async with asyncio.timeout(self.timeouts.total) as budget:
+                response = await fn(self, request)
+        except ProviderError:
+            raise
+        except TimeoutError as exc:
+            if budget.expired():
+                raise self.deadline_error(exc) from exc
+            raise self.transport_error(exc) from None
+        except Exception as exc:
+            raise self.malformed_error(exc) from exc
+        _check_usage(self, response.usage, response.request_id)
+        return response
+
+    complete._provcert_guarded = True  # type: ignore[attr-defined]
+    return complete
+
+
+def _guard_stream(
+    fn: Callable[[Any, ChatRequest], AsyncIterator[StreamEvent]],
+) -> Callable[[Any, ChatRequest], AsyncIterator[StreamEvent]]:
+    """``stream`` under the total deadline: every step of the stream waits at most for what is left of it, so a
+    server that trickles bytes or sends empty deltas forever ends as ``timeout``; any non-ProviderError becomes
+    ``invalid_response`` keeping the request id and the text already delivered."""
+
+    @functools.wraps(fn)
+    async def stream(self: Adapter, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeouts.total
+        inner = cast(AsyncGenerator[StreamEvent, None], fn(self, request))
+        request_id: str | None = None
+        parts: list[str] = []
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    event = await asyncio.wait_for(anext(inner), timeout=remaining)
+                except StopAsyncIteration:
+                    return
+                except ProviderError:
+                    raise
+                except TimeoutError as exc:
+                    if loop.time() >= deadline:
+                        raise self.deadline_error(
+                            exc, request_id=request_id, partial_text="".join(parts)
+                        ) from exc
+                    raise self.transport_error(
+                        exc, request_id=request_id, partial_text="".join(parts), streaming=True
+                    ) from None
+                except Exception as exc:
+                    raise self.malformed_error(
+                        exc, request_id=request_id, partial_text="".join(parts)
+                    ) from exc
+                request_id = getattr(event, "request_id", None) or request_id
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                elif isinstance(event, End):
+                    _check_usage(self, event.usage, request_id, "".join(parts))
+                yield event
+        finally:
+            await inner.aclose()
+
+    stream._provcert_guarded = True  # type: ignore[attr-defined]
+    return stream

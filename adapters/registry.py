@@ -30,7 +30,7 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from adapters.base import Timeouts
+from adapters.base import DEFAULT_TOTAL_TIMEOUT, Timeouts
 from adapters.errors import scrub
 
 if TYPE_CHECKING:
@@ -125,12 +125,17 @@ class Capabilities(BaseModel):
 
 
 class TimeoutsConfig(_Frozen):
+    """Client-side bounds in seconds. ``total`` bounds one whole call, stream included, and is enforced by the
+    adapter itself (default :data:`adapters.base.DEFAULT_TOTAL_TIMEOUT`, 300 s): per-read bounds alone let a
+    trickling server or an endless run of empty deltas keep a call busy indefinitely."""
+
     connect: float = Field(gt=0)
     read: float = Field(gt=0)
     stream_idle: float = Field(gt=0)
+    total: float = Field(default=DEFAULT_TOTAL_TIMEOUT, gt=0)
 
     def as_timeouts(self) -> Timeouts:
-        return Timeouts(connect=self.connect, read=self.read, stream_idle=self.stream_idle)
+        return Timeouts(connect=self.connect, read=self.read, stream_idle=self.stream_idle, total=self.total)
 
 
 class RetryPolicy(_Frozen):
