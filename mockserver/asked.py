@@ -40,6 +40,24 @@ class Asked:
         return out
 
 
+def turns(
+    items: Any,
+    *,
+    content: str = "content",
+    roles: dict[str, str] | None = None,
+    skip: tuple[str, ...] = (),
+) -> list[list[str]]:
+    """``[role, text]`` of each message object in ``items`` (a JSON array): roles renamed by ``roles`` (a missing
+    role is ``user``), those in ``skip`` (system turns the dialect keeps among the messages) left out."""
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or item.get("role") in skip:
+            continue
+        role = str(item.get("role") or "user")
+        out.append([(roles or {}).get(role, role), text_of(item.get(content))])
+    return out
+
+
 def clip(text: str | None) -> str | None:
     return text if text is None or len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 

@@ -57,7 +57,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of, turns
 from mockserver.framing import dumps, sse_event
 from mockserver.personalities.base import (
     Frame,
@@ -271,11 +271,7 @@ class AnthropicPersonality(Personality):
         return Asked(
             model=chat.model,
             system=join_system([text_of(system)]),
-            messages=[
-                [str(m.get("role")), text_of(m.get("content"))]
-                for m in body.get("messages") or []
-                if isinstance(m, dict)
-            ],
+            messages=turns(body.get("messages")),
             max_tokens=integer(body.get("max_tokens")),
             temperature=number(body.get("temperature")),
             top_p=number(body.get("top_p")),

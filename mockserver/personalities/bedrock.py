@@ -66,7 +66,7 @@ import uuid
 from typing import Any
 
 from mockserver import aws_eventstream as es
-from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of, turns
 from mockserver.personalities.base import (
     Frame,
     Personality,
@@ -296,11 +296,7 @@ class BedrockPersonality(Personality):
         return Asked(
             model=chat.model,
             system=join_system([text_of(body.get("system"))]),
-            messages=[
-                [str(m.get("role")), text_of(m.get("content"))]
-                for m in body.get("messages") or []
-                if isinstance(m, dict)
-            ],
+            messages=turns(body.get("messages")),
             max_tokens=integer(config.get("maxTokens")),
             temperature=number(config.get("temperature")),
             top_p=number(config.get("topP")),

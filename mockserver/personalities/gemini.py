@@ -56,7 +56,7 @@ import dataclasses
 import json
 from typing import Any
 
-from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of, turns
 from mockserver.personalities.base import (
     Frame,
     Personality,
@@ -290,11 +290,7 @@ class GeminiPersonality(Personality):
         return Asked(
             model=chat.model,
             system=join_system([text_of(system.get("parts"))]),
-            messages=[
-                [roles.get(str(c.get("role") or "user"), "user"), text_of(c.get("parts"))]
-                for c in body.get("contents") or []
-                if isinstance(c, dict)
-            ],
+            messages=turns(body.get("contents"), content="parts", roles=roles),
             max_tokens=integer(config.get("maxOutputTokens")),
             temperature=number(config.get("temperature")),
             top_p=number(config.get("topP")),

@@ -39,7 +39,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of
+from mockserver.asked import Asked, integer, join_system, mapping, number, stop_list, text_of, turns
 from mockserver.framing import dumps
 from mockserver.personalities.base import (
     Frame,
@@ -179,9 +179,7 @@ class OllamaPersonality(Personality):
         return Asked(
             model=chat.model,
             system=join_system([text_of(m.get("content")) for m in messages if m.get("role") == "system"]),
-            messages=[
-                [str(m.get("role")), text_of(m.get("content"))] for m in messages if m.get("role") != "system"
-            ],
+            messages=turns(messages, skip=("system",)),
             max_tokens=integer(options.get("num_predict")),
             temperature=number(options.get("temperature")),
             top_p=number(options.get("top_p")),

@@ -16,7 +16,7 @@ import json
 import secrets
 from typing import Any
 
-from mockserver.asked import Asked, integer, join_system, number, stop_list, text_of
+from mockserver.asked import Asked, integer, join_system, number, stop_list, text_of, turns
 from mockserver.framing import dumps, sse_comment, sse_event, sse_raw_data
 from mockserver.personalities.base import (
     Frame,
@@ -590,11 +590,7 @@ def read_chat_completions(body: Any, model: str | None, *, required: str = "requ
     return Asked(
         model=model,
         system=join_system(system),
-        messages=[
-            [str(m.get("role")), text_of(m.get("content"))]
-            for m in messages
-            if m.get("role") not in ("system", "developer")
-        ],
+        messages=turns(messages, skip=("system", "developer")),
         max_tokens=integer(max_tokens),
         temperature=number(body.get("temperature")),
         top_p=number(body.get("top_p")),
