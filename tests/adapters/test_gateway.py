@@ -181,6 +181,34 @@ async def test_fallback_on_exhaustion(kit: Any, sleep: Any) -> None:
     assert gateway.last_call is not None and gateway.last_call.fallback_from == "acme"
 
 
+@pytest.mark.parametrize(
+    ("kind", "falls_back"),
+    [
+        (E.AUTH, False),
+        (E.BAD_REQUEST, False),
+        (E.CONTEXT_LENGTH, False),
+        (E.CONTENT_FILTER, False),
+        (E.NOT_FOUND, False),
+        (E.QUOTA_EXHAUSTED, True),
+        (E.PERMISSION, True),
+    ],
+)
+async def test_fallback_only_for_failures_of_the_provider_service(
+    kit: Any, kind: E, falls_back: bool
+) -> None:
+    """A rejected key is our misconfiguration and a caller error fails everywhere: neither reaches the fallback."""
+    entries = (kit.entry_data(fallback=["backup"]), kit.entry_data(provider_id="backup"))
+    scripts = {"acme": [kit.err(kind, retryable=False)], "backup": [kit.response("backup")]}
+    gateway, adapters = gateway_for(kit, scripts, *entries)
+    if falls_back:
+        assert (await gateway.complete("acme", kit.request())).provider_id == "backup"
+    else:
+        with pytest.raises(ProviderError) as info:
+            await gateway.complete("acme", kit.request())
+        assert info.value.kind is kind and info.value.provider_id == "acme"
+    assert adapters["backup"].calls == (1 if falls_back else 0)
+
+
 async def test_fallback_when_primary_disabled(kit: Any, sleep: Any) -> None:
     entries = (
         kit.entry_data(rollout={"status": "disabled"}, fallback=["backup"]),
