@@ -413,10 +413,14 @@ class BedrockAdapter(Adapter):
             yield Start(provider_id=self.provider_id, model=request.model, request_id=acc.request_id)
             decoder = _StreamDecoder(self, acc)
             buffer = EventStreamBuffer()
+            #: bytes received minus bytes of whole frames decoded: what a cut left of a frame at EOF
+            pending = 0
             try:
                 async for data in self.idle_bounded(response.aiter_bytes()):
                     buffer.add_data(data)
+                    pending += len(data)
                     for message in buffer:
+                        pending -= message.prelude.total_length
                         for event in decoder.handle(message):
                             yield event
             except ProviderError:
@@ -436,6 +440,18 @@ class BedrockAdapter(Adapter):
                 raise self.error(
                     ErrorKind.STREAM_INTERRUPTED,
                     "stream ended before messageStop",
+                    request_id=acc.request_id,
+                    partial_text=acc.text,
+                )
+            if pending or not decoder.metadata_seen:
+                # ConverseStream has no terminator: its last frame is ``metadata`` (usage, even when null), so a
+                # stream that ends without it, or inside it, was cut, not finished; estimating usage here would
+                # pass a truncation off as a success
+                raise self.error(
+                    ErrorKind.STREAM_INTERRUPTED,
+                    f"stream cut inside an event-stream frame ({pending} bytes of it received)"
+                    if pending
+                    else "stream ended after messageStop without its metadata frame",
                     request_id=acc.request_id,
                     partial_text=acc.text,
                 )
@@ -466,6 +482,8 @@ class _StreamDecoder:
         self.adapter = adapter
         self.acc = acc
         self.stopped = False
+        #: the trailing ``metadata`` frame (usage and metrics) arrived
+        self.metadata_seen = False
         #: contentBlockIndex of each tool block -> the tool call's ordinal (text blocks take indexes too)
         self.tool_index: dict[int, int] = {}
 
@@ -533,6 +551,7 @@ class _StreamDecoder:
                 acc.raw_finish_reason = raw
                 acc.finish_reason = FINISH_REASONS.get(raw, "other")
         elif event_type == "metadata":
+            self.metadata_seen = True
             usage = BedrockAdapter.parse_usage(payload.get("usage"))
             if usage is not None:
                 acc.set_usage(usage)
