@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import httpx
 from httpx_sse import EventSource
 
-from adapters.base import Adapter, kind_for_status
+from adapters.base import Adapter, kind_for_status, token_count
 from adapters.errors import ErrorKind, ProviderError, parse_retry_after
 from adapters.streaming import StreamAccumulator, parse_arguments
 from adapters.types import (
@@ -200,16 +200,16 @@ class AnthropicAdapter(Adapter):
             return None
         cache_read = merged.get("cache_read_input_tokens")
         prompt = (
-            int(merged["input_tokens"])
-            + int(cache_read or 0)
-            + int(merged.get("cache_creation_input_tokens") or 0)
+            (token_count(merged["input_tokens"], "input_tokens") or 0)
+            + (token_count(cache_read, "cache_read_input_tokens") or 0)
+            + (token_count(merged.get("cache_creation_input_tokens"), "cache_creation_input_tokens") or 0)
         )
-        output = int(merged["output_tokens"])
+        output = token_count(merged["output_tokens"], "output_tokens") or 0
         return Usage(
             input_tokens=prompt,
             output_tokens=output,
             total_tokens=prompt + output,
-            cached_tokens=None if cache_read is None else int(cache_read),
+            cached_tokens=token_count(cache_read, "cache_read_input_tokens"),
             reasoning_tokens=None,
             source="reported",
         )

@@ -41,6 +41,27 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class WireValueError(ValueError):
+    """A value on the wire this adapter cannot accept (a count that is not a count); the call guard reports it as
+    ``invalid_response`` with this message."""
+
+
+def token_count(value: Any, field: str) -> int | None:
+    """A token count from the wire: None when absent, else a non-negative integer (an integral float such as ``12.0``
+    is accepted, as JSON does not tell them apart). Anything else (a string, a bool, a negative, a fraction, infinity)
+    raises :class:`WireValueError`: a count we would have to guess at must not be billed as reported."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WireValueError(f"usage field {field} is not a number: {type(value).__name__}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise WireValueError(f"usage field {field} is not a whole number: {value!r}")
+    count = int(value)
+    if count < 0:
+        raise WireValueError(f"usage field {field} is negative: {count}")
+    return count
+
+
 #: The total deadline of one call when the registry entry does not set ``timeouts.total`` (seconds).
 DEFAULT_TOTAL_TIMEOUT = 300.0
 
@@ -196,39 +217,17 @@ class Adapter(abc.ABC):
         provider sent something this adapter cannot read, so ``invalid_response``, with the raw exception as cause."""
         if isinstance(exc, ProviderError):
             return exc
-        detail = scrub(f"{type(exc).__name__}: {exc}")[:300]
+        if isinstance(exc, WireValueError):
+            detail = scrub(str(exc))[:300]
+        else:
+            detail = "unreadable response: " + scrub(f"{type(exc).__name__}: {exc}")[:300]
         return self.error(
             ErrorKind.INVALID_RESPONSE,
-            f"unreadable response: {detail}",
+            detail,
             request_id=request_id,
             partial_text=partial_text,
             cause=exc,
         )
-
-    def token_count(self, value: Any, field: str, *, request_id: str | None = None) -> int | None:
-        """A token count from the wire: None when absent, else a non-negative integer (an integral float such as
-        ``12.0`` is accepted, as JSON does not distinguish them). Anything else (a string, a bool, a negative, a
-        fraction, infinity) is ``invalid_response``: a count we would have to guess at must not be billed."""
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"usage field {field} is not a number: {type(value).__name__}",
-                request_id=request_id,
-            )
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE,
-                f"usage field {field} is not a whole number: {value!r}",
-                request_id=request_id,
-            )
-        count = int(value)
-        if count < 0:
-            raise self.error(
-                ErrorKind.INVALID_RESPONSE, f"usage field {field} is negative: {count}", request_id=request_id
-            )
-        return count
 
     def content_text(self, content: Any, *, request_id: str | None = None, partial_text: str = "") -> str:
         """Message text from the wire: a string, null, or a list of content parts whose ``text`` parts are joined

@@ -43,7 +43,7 @@ from botocore.eventstream import (
     ParserError,
 )
 
-from adapters.base import Adapter, kind_for_status
+from adapters.base import Adapter, kind_for_status, token_count
 from adapters.errors import ErrorKind, ProviderError, register_secret
 from adapters.streaming import StreamAccumulator
 from adapters.types import (
@@ -333,14 +333,18 @@ class BedrockAdapter(Adapter):
             return None
         read = raw.get("cacheReadInputTokens")
         write = raw.get("cacheWriteInputTokens")
-        input_tokens = int(raw["inputTokens"]) + int(read or 0) + int(write or 0)
-        output_tokens = int(raw.get("outputTokens") or 0)
-        total = raw.get("totalTokens")
+        input_tokens = (
+            (token_count(raw["inputTokens"], "inputTokens") or 0)
+            + (token_count(read, "cacheReadInputTokens") or 0)
+            + (token_count(write, "cacheWriteInputTokens") or 0)
+        )
+        output_tokens = token_count(raw.get("outputTokens"), "outputTokens") or 0
+        total = token_count(raw.get("totalTokens"), "totalTokens")
         return Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            total_tokens=int(total) if total is not None else input_tokens + output_tokens,
-            cached_tokens=None if read is None else int(read),
+            total_tokens=total if total is not None else input_tokens + output_tokens,
+            cached_tokens=token_count(read, "cacheReadInputTokens"),
             source="reported",
         )
 

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 from httpx_sse import EventSource
 
-from adapters.base import Adapter, Timeouts, kind_for_status
+from adapters.base import Adapter, Timeouts, kind_for_status, token_count
 from adapters.errors import ErrorKind, ProviderError
 from adapters.retry_hints import parse_retry_after
 from adapters.streaming import StreamAccumulator, parse_arguments
@@ -317,14 +317,16 @@ class GeminiAdapter(Adapter):
             for k in ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
         ):
             return None
-        prompt = int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0)
-        thoughts = int(raw.get("thoughtsTokenCount") or 0)
-        output = int(raw.get("candidatesTokenCount") or 0) + thoughts
+        prompt = (token_count(raw.get("promptTokenCount"), "promptTokenCount") or 0) + (
+            token_count(raw.get("toolUsePromptTokenCount"), "toolUsePromptTokenCount") or 0
+        )
+        thoughts = token_count(raw.get("thoughtsTokenCount"), "thoughtsTokenCount") or 0
+        output = (token_count(raw.get("candidatesTokenCount"), "candidatesTokenCount") or 0) + thoughts
         return Usage(
             input_tokens=prompt,
             output_tokens=output,
-            total_tokens=int(raw.get("totalTokenCount") or prompt + output),
-            cached_tokens=int(raw.get("cachedContentTokenCount") or 0),
+            total_tokens=token_count(raw.get("totalTokenCount"), "totalTokenCount") or prompt + output,
+            cached_tokens=token_count(raw.get("cachedContentTokenCount"), "cachedContentTokenCount") or 0,
             reasoning_tokens=thoughts,
             source="reported",
         )

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from adapters.base import Adapter, kind_for_status
+from adapters.base import Adapter, kind_for_status, token_count
 from adapters.errors import ErrorKind, ProviderError
 from adapters.streaming import StreamAccumulator, parse_arguments
 from adapters.types import (
@@ -174,12 +174,13 @@ class OllamaAdapter(Adapter):
         data: Mapping[str, Any], request: ChatRequest, text: str, tool_calls: tuple[ToolCall, ...] = ()
     ) -> Usage:
         """Counters as reported; a missing counter is estimated (and the whole Usage marked estimated)."""
-        prompt, output = data.get("prompt_eval_count"), data.get("eval_count")
-        if isinstance(prompt, int) and isinstance(output, int):
+        prompt = token_count(data.get("prompt_eval_count"), "prompt_eval_count")
+        output = token_count(data.get("eval_count"), "eval_count")
+        if prompt is not None and output is not None:
             return Usage(input_tokens=prompt, output_tokens=output, total_tokens=prompt + output)
         estimate = estimate_usage(request, text, tool_calls)
-        input_tokens = prompt if isinstance(prompt, int) and prompt > 0 else estimate_input_tokens(request)
-        output_tokens = output if isinstance(output, int) and output > 0 else estimate.output_tokens
+        input_tokens = prompt if prompt else estimate_input_tokens(request)
+        output_tokens = output if output else estimate.output_tokens
         return Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,

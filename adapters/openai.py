@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 from httpx_sse import EventSource
 
-from adapters.base import Adapter, kind_for_status
+from adapters.base import Adapter, kind_for_status, token_count
 from adapters.errors import ErrorKind, ProviderError
 from adapters.streaming import StreamAccumulator, parse_arguments
 from adapters.types import (
@@ -166,7 +166,7 @@ class OpenAIAdapter(Adapter):
             raise self.error(ErrorKind.INVALID_RESPONSE, "completion has no choices", request_id=request_id)
         choice = choices[0]
         message = choice.get("message") or {}
-        text = message.get("content") or ""
+        text = self.content_text(message.get("content"), request_id=request_id)
         tool_calls = tuple(
             ToolCall(
                 id=call.get("id"),
@@ -193,8 +193,8 @@ class OpenAIAdapter(Adapter):
     def parse_usage(raw: Any) -> Usage | None:
         if not isinstance(raw, dict) or raw.get("prompt_tokens") is None:
             return None
-        prompt = int(raw.get("prompt_tokens") or 0)
-        completion = int(raw.get("completion_tokens") or 0)
+        prompt = token_count(raw.get("prompt_tokens"), "prompt_tokens") or 0
+        completion = token_count(raw.get("completion_tokens"), "completion_tokens") or 0
         prompt_details = raw.get("prompt_tokens_details") or {}
         completion_details = raw.get("completion_tokens_details") or {}
         cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
@@ -204,9 +204,9 @@ class OpenAIAdapter(Adapter):
         return Usage(
             input_tokens=prompt,
             output_tokens=completion,
-            total_tokens=int(raw.get("total_tokens") or prompt + completion),
-            cached_tokens=None if cached is None else int(cached),
-            reasoning_tokens=None if reasoning is None else int(reasoning),
+            total_tokens=token_count(raw.get("total_tokens"), "total_tokens") or prompt + completion,
+            cached_tokens=token_count(cached, "cached_tokens"),
+            reasoning_tokens=token_count(reasoning, "reasoning_tokens"),
             source="reported",
         )
 
@@ -351,7 +351,9 @@ class OpenAIAdapter(Adapter):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            text_event = acc.text_delta(delta.get("content"))
+            text_event = acc.text_delta(
+                self.content_text(delta.get("content"), request_id=acc.request_id, partial_text=acc.text)
+            )
             if text_event is not None:
                 events.append(text_event)
             for call in delta.get("tool_calls") or []:
