@@ -79,6 +79,7 @@ Outcome = Literal["killed", "timeout", "survived", "error"]
 Verdict = Literal["killed", "timeout", "error", "equivalent", "needs-check", "unexplained"]
 GOAL = 0.9
 NOT_SAMPLED = "not sampled"
+NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED, without importing pytest here
 NO_CHECK = "no check ran (the mutant broke import or setup)"
 
 _ARITHMETIC = {"Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow"}
@@ -114,9 +115,9 @@ def oracle_command(providers: Sequence[str], reports_dir: Path, select: Sequence
     return [*command, "-x", "-q", "-p", "no:cacheprovider", "--reports-dir", str(reports_dir)]
 
 
-def check_ids(box: Path) -> dict[str, str]:
-    """Test function name -> DoD check ID, read from the ``@check("...")`` decorators of the suite being run."""
-    found: dict[str, str] = {}
+def check_tests(box: Path) -> list[tuple[str, str]]:
+    """(pytest node id, DoD check ID) of every check, read from the ``@check("...")`` decorators of the suite."""
+    found: list[tuple[str, str]] = []
     for path in sorted((box / "suites" / "certify").glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -129,8 +130,19 @@ def check_ids(box: Path) -> dict[str, str]:
                     and decorator.args
                     and isinstance(decorator.args[0], ast.Constant)
                 ):
-                    found[node.name] = str(decorator.args[0].value)
+                    node_id = f"{path.relative_to(box).as_posix()}::{node.name}"
+                    found.append((node_id, str(decorator.args[0].value)))
     return found
+
+
+def check_ids(box: Path) -> dict[str, str]:
+    """Test function name -> DoD check ID."""
+    return {node_id.rpartition("::")[2]: check for node_id, check in check_tests(box)}
+
+
+def tests_of(box: Path, check: str) -> list[str]:
+    """The tests of one DoD check (an oracle narrowed to a check survives renames of its test functions)."""
+    return [node_id for node_id, name in check_tests(box) if name == check]
 
 
 def killer(output: str, checks: Mapping[str, str]) -> str | None:
@@ -233,6 +245,8 @@ def run_oracle(
     elapsed = time.monotonic() - started
     if proc.returncode == 0:
         return "survived", None, elapsed
+    if proc.returncode == NO_TESTS_COLLECTED:  # the selection matched nothing: no verdict at all
+        return "error", "no tests collected", elapsed
     return "killed", killer(proc.stdout, check_ids(box)) or NO_CHECK, elapsed
 
 
@@ -640,7 +654,7 @@ def run_module(
                 stderr=subprocess.STDOUT,
             )
             while exec_proc.poll() is None:
-                time.sleep(2 if pending < 5 else 15)
+                time.sleep(0.5 if pending < 5 else 15)
                 with use_db(str(session), WorkDB.Mode.open) as db:
                     done = db.num_results - sum(filtered.values()) - skipped
                 log(f"{module}: {done}/{chosen} mutants judged")
@@ -684,6 +698,7 @@ def _mark_skipped(
 
     reasons = {(c.operator, c.occurrence): why for c, why in candidates(box, module)}
     keep: list[str] = []
+    left_out: dict[str, list[str]] = {}
     with use_db(str(session), WorkDB.Mode.open) as db:
         items = sorted(db.work_items, key=lambda w: (w.mutations[0].start_pos, w.mutations[0].operator_name))
         for item in items:
@@ -694,12 +709,11 @@ def _mark_skipped(
             if why is None:
                 keep.append(item.job_id)
             else:
-                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
+                left_out.setdefault(why, []).append(item.job_id)
         chosen = _sample(keep, max_mutants)
-        not_chosen = [j for j in keep if j not in chosen]
-        db.set_multiple_results(
-            not_chosen, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=NOT_SAMPLED)
-        )
+        left_out[NOT_SAMPLED] = [j for j in keep if j not in chosen]
+        for why, jobs in left_out.items():  # one transaction per reason: a module has hundreds of these
+            db.set_multiple_results(jobs, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
 
 
 def _from_cosmic_ray(

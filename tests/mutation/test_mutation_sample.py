@@ -22,18 +22,18 @@ from harness.mutation import Seeded
 
 pytest.importorskip("cosmic_ray", reason="the mutation extra (cosmic-ray) is part of the test extra")
 
-# (seeded mutant, the provider and the certification test that judge it, the check that must kill it; None = equivalent)
+# (seeded mutant, the provider and the check whose tests judge it, the check that must kill it; None = equivalent)
 SAMPLE = [
     # an OpenAI 503 that says "overloaded" only in prose is no longer recognised as overloaded
     (
         Seeded("adapters/openai.py", "core/AddNot", 'if kind is None and "overloaded" in message.lower():'),
-        ("openai", "suites/certify/test_errors.py::test_overloaded"),
+        ("openai", "ERR-OVERLOADED"),
         "ERR-OVERLOADED",
     ),
     # a bare 500 is no longer a server error (ollama's errors carry no code of their own, so only the status tells)
     (
         Seeded("adapters/base.py", "core/ReplaceComparisonOperator_GtE_Gt", "if status >= 500:"),
-        ("ollama", "suites/certify/test_errors.py::test_server_errors"),
+        ("ollama", "ERR-5XX"),
         "ERR-5XX",
     ),
     # the kill switch inverted: a disabled provider is admitted and an enabled one refused
@@ -41,13 +41,13 @@ SAMPLE = [
         Seeded(
             "adapters/registry.py", "core/ReplaceComparisonOperator_Eq_NotEq", 'if self.status == "disabled":'
         ),
-        ("openai", "suites/certify/test_resilience.py::test_fallback"),
+        ("openai", "RTY-FALLBACK"),
         "RTY-FALLBACK",
     ),
     # the usage estimate (for a stream without usage) counts characters per token wrong
     (
         Seeded("adapters/usage.py", "core/NumberReplacer", "CHARS_PER_TOKEN = 4"),
-        ("openai", "suites/certify/test_golden.py::test_golden_stream"),
+        ("openai", "GLD-STREAM"),
         "GLD-STREAM",
     ),
     # percentage is validated >= 0, so "> 0" and "!= 0" agree on every value a Rollout can hold
@@ -55,7 +55,7 @@ SAMPLE = [
         Seeded(
             "adapters/registry.py", "core/ReplaceComparisonOperator_Gt_NotEq", "return self.percentage > 0"
         ),
-        ("openai", "suites/certify/test_resilience.py::test_fallback"),
+        ("openai", "RTY-FALLBACK"),
         None,
     ),
 ]
@@ -73,8 +73,10 @@ def test_seeded_mutant_is_judged_by_its_check(
 ) -> None:
     triage = mutation.load_triage()
     original = (box / seeded.module).read_text(encoding="utf-8")
-    provider, select = oracle
-    result = mutation.run_seeded(box, seeded, triage, providers=[provider], select=[select])
+    provider, judge = oracle
+    select = mutation.tests_of(box, judge)
+    assert select, f"suites/certify has no test of {judge}"
+    result = mutation.run_seeded(box, seeded, triage, providers=[provider], select=select)
 
     assert (box / seeded.module).read_text(encoding="utf-8") == original, "the sandbox was not restored"
     changed = [line for line in result.diff.splitlines()[2:] if line[:1] in "+-"]
@@ -111,6 +113,7 @@ def test_a_session_runs_end_to_end_reports_and_resumes(tmp_path: Path) -> None:
     """cosmic-ray init + exec on one mutant, the module JSON and the summary it feeds; a resumed run reuses it."""
     with mutation.sandbox() as head:  # the session mutates HEAD, so the line number is HEAD's
         source = (head / "adapters" / "registry.py").read_text(encoding="utf-8").splitlines()
+        quick = mutation.tests_of(head, "REG-LIMITS")  # no traffic: the machinery is under test, not a check
     line = next(i for i, text in enumerate(source, 1) if "return self.percentage > 0" in text)
     messages: list[str] = []
     options: dict[str, Any] = {
@@ -118,9 +121,7 @@ def test_a_session_runs_end_to_end_reports_and_resumes(tmp_path: Path) -> None:
         "sessions": tmp_path / "sessions",
         "lines": (line, line),
         "max_mutants": 1,
-        "select": [
-            "suites/certify/test_registration.py::test_rollout_declared"
-        ],  # quick: the machinery is tested
+        "select": quick,
         "providers": ["openai"],
         "log": messages.append,
     }
