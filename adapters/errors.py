@@ -7,13 +7,13 @@ logged, shown or attached to a report without leaking a key.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Any
 
 # the retry-hint parser lives in adapters.retry_hints (every form, one place); re-exported for existing callers
 from adapters.retry_hints import parse_duration as parse_duration
 from adapters.retry_hints import parse_retry_after as parse_retry_after
+from mockserver import secrets_policy
 
 
 class ErrorKind(StrEnum):
@@ -47,36 +47,28 @@ RETRYABLE_KINDS = frozenset(
     }
 )
 
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"sk-(?:proj-|ant-|or-(?:v1-)?)?[A-Za-z0-9_-]{8,}"),
-    re.compile(r"AIza[0-9A-Za-z_-]{20,}"),
-    re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{12,}"),
-    re.compile(
-        r"(?i)((?:api[-_]?key|x-api-key|key|token|secret|signature)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]{6,}"
-    ),
-]
-
 _known_secrets: set[str] = set()
 
 
 def register_secret(value: str) -> None:
-    """Remember a resolved credential so that :func:`scrub` removes it wherever it appears, whatever its format."""
+    """Remember a resolved credential so that :func:`scrub` removes it wherever it appears, whatever its format
+    (also escaped, URL-encoded, or split at an inner newline: :func:`mockserver.secrets_policy.variants`)."""
     if value and len(value) >= 4:
         _known_secrets.add(value)
 
 
+def known_secrets() -> tuple[str, ...]:
+    """The credentials registered in this process (for surfaces that redact with the same policy: reports, logs)."""
+    return tuple(_known_secrets)
+
+
 def scrub(text: str) -> str:
-    """Remove every known credential and anything shaped like a provider key from ``text``."""
-    for secret in sorted(_known_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
-        else:
-            text = pattern.sub("[REDACTED]", text)
-    return text
+    """Remove every known credential and anything shaped like a key or named as one from ``text``.
+
+    The definition of a secret is the shared policy's (:mod:`mockserver.secrets_policy`, a standard-library-only
+    module the mock, the harness and the adapters all read), so an error says no more than a journal or a cassette.
+    """
+    return secrets_policy.redact_text(text, _known_secrets)
 
 
 class ProviderError(Exception):
@@ -114,10 +106,11 @@ class ProviderError(Exception):
     def __str__(self) -> str:
         where = f" (status {self.status})" if self.status is not None else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
-        return f"{self.provider_id}: {self.kind.value}{where}: {self.message}{rid}"
+        # scrubbed again when shown: a credential registered after the error was made (rotation) is hidden too
+        return scrub(f"{self.provider_id}: {self.kind.value}{where}: {self.message}{rid}")
 
     def __repr__(self) -> str:
-        return (
+        return scrub(
             f"ProviderError(kind={self.kind.value!r}, provider_id={self.provider_id!r}, status={self.status!r}, "
             f"retryable={self.retryable!r}, retry_after={self.retry_after!r}, request_id={self.request_id!r}, "
             f"message={self.message!r})"

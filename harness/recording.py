@@ -46,68 +46,20 @@ from adapters.registry import ProviderEntry
 from harness import cassettes as fmt
 from harness.budget import SendGate
 from harness.frames import split_raw
-from harness.secrets import KEY_PATTERNS, scan_text
+from harness.secrets import scan_text
+from mockserver import secrets_policy
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
-REDACTED = "[REDACTED]"
+REDACTED = secrets_policy.REDACTED
 
-#: headers that carry credentials (request) or identify the account (response); values are replaced, names kept
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "x-goog-api-key",
-        "x-amz-security-token",
-        "x-amz-content-sha256-signature",
-        "cookie",
-        "set-cookie",
-        "openai-organization",
-        "openai-project",
-        "anthropic-organization-id",
-        "x-goog-user-project",
-    }
-)
-#: query parameters that carry credentials (Gemini ``key=``, presigned AWS URLs, OAuth tokens)
-SECRET_QUERY = frozenset(
-    {
-        "key",
-        "api_key",
-        "apikey",
-        "access_token",
-        "token",
-        "sig",
-        "signature",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-    }
-)
-#: JSON fields, anywhere in a body, whose value is a secret
-SECRET_FIELDS = frozenset(
-    {
-        "api_key",
-        "apikey",
-        "api-key",
-        "access_token",
-        "refresh_token",
-        "client_secret",
-        "password",
-        "secret_key",
-    }
-)
-
-
-#: value patterns replaced inside any text (the scanner's other patterns only detect: they span JSON syntax)
-_SUBSTITUTIONS: list[tuple[re.Pattern[str], str]] = [
-    *(
-        (KEY_PATTERNS[k], REDACTED)
-        for k in ("anthropic", "openrouter", "openai", "google", "aws-access-key", "groq")
-    ),
-    (re.compile(r"(?i)(Signature=)[0-9a-f]{64}"), r"\1" + REDACTED),
-    (re.compile(r"(?i)(bearer\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{16,}"), r"\1" + REDACTED),
-]
+#: headers that carry credentials (request) or identify the account (response); values are replaced, names kept.
+#: This and the two sets below are the shared policy's (:mod:`mockserver.secrets_policy`), so the recorder, the
+#: journal, errors and the scanner agree on what a secret is.
+SECRET_HEADERS = secrets_policy.SECRET_HEADERS
+#: query parameters that carry credentials (Gemini ``key=``, presigned AWS URLs, Azure ``sig=``, OAuth tokens)
+SECRET_QUERY = secrets_policy.SECRET_QUERY
+#: JSON fields, anywhere in a body (a whole body, an SSE frame, an NDJSON line), whose value is a secret
+SECRET_FIELDS = secrets_policy.SECRET_FIELDS
 
 
 class SecretLeakError(RuntimeError):
@@ -116,32 +68,33 @@ class SecretLeakError(RuntimeError):
 
 # ---------------------------------------------------------------- redaction
 class Redactor:
-    """Redacts headers, query strings and bodies; ``secrets`` are literal values (resolved credentials) to remove."""
+    """Redacts headers, query strings and bodies; ``secrets`` are literal values (resolved credentials) to remove.
+
+    What a secret is comes from the shared policy; a known credential is removed in every form it can take
+    (escaped, URL-encoded, split at an inner newline: :func:`mockserver.secrets_policy.variants`).
+    """
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        forms: set[str] = set()
+        for secret in self.secrets:
+            forms |= secrets_policy.variants(secret)
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
 
     def text(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        for pattern, replacement in _SUBSTITUTIONS:
-            text = pattern.sub(replacement, text)
-        return text
+        return secrets_policy.redact_text(text, self.secrets, named=False)
 
     def header(self, name: str, value: str) -> str:
-        if name.lower() not in SECRET_HEADERS:
+        if not secrets_policy.is_secret_header(name):
             return self.text(value)
-        scheme, sep, _ = value.partition(" ")
-        if name.lower() in ("authorization", "proxy-authorization") and sep and scheme.isascii():
-            return f"{scheme} {REDACTED}"  # keep the scheme (Bearer, Basic, AWS4-HMAC-SHA256): GLD-REQUEST checks it
-        return REDACTED
+        return secrets_policy.redact_header_value(name, value)
 
     def uri(self, uri: str) -> str:
         parts = urlsplit(uri)
         if not parts.query:
             return self.text(uri)
         query = [
-            (k, "REDACTED" if k.lower() in SECRET_QUERY else v)
+            (k, "REDACTED" if secrets_policy.is_secret_query(k) else v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ]
         return self.text(urlunsplit(parts._replace(query=urlencode(query, safe=":/"))))
@@ -153,33 +106,35 @@ class Redactor:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             # binary (AWS event-stream): rewriting would break its CRCs, so a secret inside refuses the recording
-            for secret in self.secrets:
-                if secret.encode() in data:
+            for form in self._forms:
+                if form.encode() in data:
                     raise SecretLeakError("a credential appears inside a binary body; not recorded") from None
             return data
         try:
             parsed = json.loads(text)
-        except ValueError:
-            return self.text(text).encode("utf-8")
-        if _has_secret_field(parsed):
-            text = json.dumps(_redact_fields(parsed), ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return self.text(_redact_frames(text)).encode("utf-8")
+        if secrets_policy.has_secret_field(parsed):
+            text = json.dumps(secrets_policy.redact_json(parsed), ensure_ascii=False)
         return self.text(text).encode("utf-8")
 
 
-def _has_secret_field(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(k.lower() in SECRET_FIELDS or _has_secret_field(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_secret_field(v) for v in value)
-    return False
-
-
-def _redact_fields(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: REDACTED if k.lower() in SECRET_FIELDS else _redact_fields(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_fields(v) for v in value]
-    return value
+def _redact_frames(text: str) -> str:
+    """SSE ``data:`` payloads and NDJSON lines that carry a secret field, re-serialized with it redacted (the
+    others are kept byte for byte)."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        prefix, payload = ("data:", line[5:]) if line.startswith("data:") else ("", line)
+        if '"' not in payload:
+            continue
+        try:
+            parsed = json.loads(payload)
+        except (ValueError, RecursionError):
+            continue
+        if secrets_policy.has_secret_field(parsed):
+            space = " " if payload.startswith(" ") else ""
+            lines[i] = prefix + space + json.dumps(secrets_policy.redact_json(parsed), ensure_ascii=False)
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- vcrpy serializer and persister

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from mockserver import admin
+from mockserver import admin, secrets_policy
 from mockserver.engine import Engine
 from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Journal
 from mockserver.personalities import discover
@@ -76,6 +76,9 @@ def create_app(
     recently used sessions are forgotten). Together with the scenario bounds they keep the server's memory under
     the ceiling the README documents.
     """
+    # what aiohttp logs about a request (access lines with ``?key=``, a malformed request's raw header line) goes
+    # through the shared redaction policy first
+    secrets_policy.install_log_redaction()
     app = web.Application(middlewares=[not_found_as_json])
     state = MockState(
         seed=seed,

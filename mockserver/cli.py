@@ -14,6 +14,7 @@ import sys
 
 from aiohttp import web
 
+from mockserver import secrets_policy
 from mockserver.app import create_app
 from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from mockserver.sessions import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
@@ -116,6 +117,8 @@ async def serve(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    # every record that reaches stderr is redacted by the shared policy (aiohttp's own loggers are filtered too)
+    secrets_policy.install_log_redaction(handlers=logging.getLogger().handlers)
     if args.replay:
         from harness.cassettes import CassetteError
         from mockserver.replay import cassette_files

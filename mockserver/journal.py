@@ -25,26 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from mockserver import secrets_policy
 
-#: Header names whose values are credentials (compared lower-case).
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "api-key",
-        "x-api-key",
-        "x-goog-api-key",
-        "cookie",
-        "set-cookie",
-        "x-amz-security-token",
-    }
-)
-
-#: Query parameters that carry credentials (Gemini's ``?key=``, some gateways' ``api_key``).
-SECRET_QUERY = frozenset(
-    {"key", "api_key", "api-key", "apikey", "access_token", "token", "x-amz-security-token"}
-)
+REDACTED = secrets_policy.REDACTED
+#: Header names whose values are credentials (compared lower-case): the shared policy's.
+SECRET_HEADERS = secrets_policy.SECRET_HEADERS
+#: Query parameters that carry credentials (Gemini's ``?key=``, presigned URLs, ``sig=``): the shared policy's.
+SECRET_QUERY = secrets_policy.SECRET_QUERY
 
 DEFAULT_MAX_ENTRIES = 10_000
 #: Default bound on the bytes all journal entries hold together (estimated, see :meth:`JournalEntry.cost`).
@@ -62,25 +49,32 @@ _SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 def redact_value(value: str) -> str:
     """Keep only the scheme word of a credential (``Bearer``, ``AWS4-HMAC-SHA256``) and hide the rest."""
-    scheme, sep, _rest = value.strip().partition(" ")
-    if sep and scheme and "=" not in scheme:
-        return f"{scheme} {REDACTED}"
-    return REDACTED
+    return secrets_policy.redact_header_value("authorization", value)
 
 
-def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a dict (lower-case names, repeated headers joined by ``, ``) with secrets redacted."""
+def redact_headers(headers: Iterable[tuple[str, str]], known: Iterable[str] = ()) -> dict[str, str]:
+    """Headers as a dict (lower-case names, repeated headers joined by ``, ``) with secrets redacted: a secret
+    header's value by name, any other value's known credentials and key-shaped strings by the shared policy."""
     out: dict[str, str] = {}
+    known = tuple(known)
     for name, value in headers:
         key = name.lower()
-        shown = redact_value(value) if key in SECRET_HEADERS else value
+        if key in SECRET_HEADERS:
+            shown = secrets_policy.redact_header_value(key, value)
+        else:
+            shown = secrets_policy.redact_text(value, known, named=False)
         out[key] = f"{out[key]}, {shown}" if key in out else shown
     return out
 
 
-def redact_query(query: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Query parameters as a dict with credential-carrying parameters redacted."""
-    return {k: (REDACTED if k.lower() in SECRET_QUERY else v) for k, v in query}
+def redact_query(query: Iterable[tuple[str, str]], known: Iterable[str] = ()) -> dict[str, str]:
+    """Query parameters as a dict with credential-carrying parameters redacted (and known or key-shaped values
+    in the others)."""
+    known = tuple(known)
+    return {
+        k: (REDACTED if k.lower() in SECRET_QUERY else secrets_policy.redact_text(v, known, named=False))
+        for k, v in query
+    }
 
 
 def credential_fingerprint(value: str | None) -> str | None:
@@ -147,6 +141,9 @@ class JournalEntry:
     #: The request id the personality will send; it becomes ``request_id`` only once headers (or body bytes)
     #: carrying it are sent (a hang or a reset never shows the client an id, so the journal must not claim one).
     planned_request_id: str | None = field(default=None, repr=False)
+    #: The credential values this request carried (secret headers, query parameters): never shown, only used to
+    #: hide them wherever else the request repeats them (its path, its body), with the shared policy.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     _t0: float = field(default_factory=time.monotonic, repr=False)
     _journal: Journal | None = field(default=None, repr=False, compare=False)
     _cost: int = field(default=0, repr=False, compare=False)
@@ -238,9 +235,17 @@ class JournalEntry:
         if "request_body" in self.truncated:  # cut JSON does not parse: show the head as text
             return self.request_raw.decode("utf-8", errors="replace")
         try:
-            return json.loads(self.request_raw)
+            body = json.loads(self.request_raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return None
+        try:
+            body = secrets_policy.redact_json(body)
+            if self.secrets and secrets_policy.has_secret_value(body, self.secrets):
+                text = json.dumps(body, ensure_ascii=False)
+                body = json.loads(secrets_policy.redact_text(text, self.secrets, named=False))
+        except (RecursionError, ValueError):
+            return None
+        return body
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served by ``GET /_mock/journal``; ``wire`` is the body as UTF-8 (errors replaced)."""
@@ -249,7 +254,9 @@ class JournalEntry:
             "session": self.session,
             "provider": self.provider,
             "method": self.method,
-            "path": self.path,
+            "path": secrets_policy.redact_text(self.path, self.secrets, named=False)
+            if self.secrets
+            else self.path,
             "query": dict(self.query),
             "request_headers": dict(self.request_headers),
             "request_body": self._request_body(),
@@ -378,15 +385,17 @@ class Journal:
         query = list(query)
         if auth is None:  # a key in the query string (Gemini's ``?key=``) names the credential just as well
             auth = next((v for k, v in query if k.lower() in SECRET_QUERY), None)
+        seen = _credentials(pairs, query)
         entry = JournalEntry(
             seq=next(self._seq),
             session=session,
             provider=provider,
             method=method,
             path=path,
-            query=redact_query(query),
-            request_headers=redact_headers(pairs),
+            query=redact_query(query, seen),
+            request_headers=redact_headers(pairs, seen),
             auth_fingerprint=credential_fingerprint(auth),
+            secrets=seen,
         )
         self._entries.append(entry)
         entry._journal = self
@@ -411,6 +420,19 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _credentials(headers: list[tuple[str, str]], query: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The credential values a request carried, scheme words stripped (``Bearer x`` -> ``x``)."""
+    values: set[str] = set()
+    for name, value in headers:
+        if secrets_policy.is_secret_header(name):
+            values.add(value.strip())
+            _scheme, sep, rest = value.strip().partition(" ")
+            if sep:
+                values.add(rest.strip())
+    values.update(v for k, v in query if secrets_policy.is_secret_query(k))
+    return tuple(v for v in values if len(v) >= 6)
 
 
 def _measure(data: bytes, kept: int) -> dict[str, Any]:
