@@ -5,11 +5,11 @@ module seeds the defects with cosmic-ray (one mutant per subprocess run of ``pyt
 turns its session into ``reports/mutation/``: a score per module and every surviving mutant with its diff and its
 triage (equivalent with the reason, a missing check, or "unexplained").
 
-Why cosmic-ray 8 and not mutmut 3: mutmut 3 mutates only inside undecorated functions (its trampolines skip decorated
-functions, class bodies and module-level tables such as status maps and prices) and runs each mutant in a fork of a
-process that already imported pytest, which does not mix well with the suite's embedded aiohttp server. cosmic-ray
-mutates any AST node, runs an arbitrary test command in a fresh interpreter per mutant, so the oracle can be chosen per
-module, and keeps a resumable sqlite session, which a run of many hours needs.
+Why cosmic-ray 8 and not mutmut 3: mutmut 3 mutates function bodies only (its trampolines skip decorated functions
+other than static and class methods, class bodies and module-level tables such as status maps and prices) and picks
+each mutant's tests from coverage, in forks of a process that has already imported the code. cosmic-ray mutates any
+AST node and runs an arbitrary test command in a fresh interpreter per mutant, so the oracle can be chosen per module,
+and keeps a resumable sqlite session, which a run of many hours needs.
 
 Mutants never touch the shared work tree: every run works in a private copy of the repository (git's tracked and
 untracked-but-not-ignored files), put first on ``PYTHONPATH`` so that the copy, not the editable install, is imported.
