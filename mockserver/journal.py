@@ -247,6 +247,10 @@ class JournalEntry:
             return None
         return body
 
+    def _shown(self, text: str) -> str:
+        """``text`` without the credentials this request carried (a 404 body or a path can echo one)."""
+        return secrets_policy.redact_text(text, self.secrets, named=False) if self.secrets else text
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form served by ``GET /_mock/journal``; ``wire`` is the body as UTF-8 (errors replaced)."""
         return {
@@ -286,7 +290,7 @@ class JournalEntry:
             "complete": self.complete,
             "started_at": self.started_at,
             "duration_ms": self.duration_ms,
-            "wire": self.wire_bytes.decode("utf-8", errors="replace"),
+            "wire": self._shown(self.wire_bytes.decode("utf-8", errors="replace")),
             "truncated": {k: dict(v) for k, v in self.truncated.items()},
         }
 
