@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -381,6 +382,7 @@ def read_json(path: Path) -> Any:
 
 def load(path: Path | str) -> Cassette:
     path = Path(path)
+    recover(path)
     return Cassette(path, parse(read_json(path), path))
 
 
@@ -441,6 +443,81 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+#: Beside a cassette while its pair is being replaced: which staged files become which (save_with_provenance).
+COMMIT_SUFFIX = ".commit.json"
+
+
+def save_with_provenance(path: Path, text: str, provenance: Mapping[str, Any]) -> None:
+    """Write a cassette and its provenance as one unit: after a kill at any point, readers see both old files or
+    both new ones, never a new cassette with the old provenance (or the reverse).
+
+    Two renames cannot be one atomic step, so the unit is made with a commit record: both files are staged
+    (temporary files, fsynced), then ``<name>.commit.json`` naming the renames is written atomically (the commit
+    point), then the renames run and the record is removed. A kill before the commit point leaves the old pair and
+    some staged files (ignored); after it, :func:`recover` (run by :func:`load`, :func:`read_provenance` and the next
+    save) finishes the renames. The provenance also records the cassette's ``cassette_sha256``, so a pair
+    written otherwise can be checked (:func:`provenance_matches`).
+    """
+    recover(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = dict(provenance)
+    record["cassette_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    contents = [
+        (path, text),
+        (
+            sibling(path, PROVENANCE_SUFFIX),
+            json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n",
+        ),
+    ]
+    staged: list[tuple[str, str]] = []
+    try:
+        for final, content in contents:
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".staged", dir=path.parent)
+            staged.append((Path(tmp).name, final.name))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        write_atomic(sibling(path, COMMIT_SUFFIX), json.dumps({"renames": staged}) + "\n")
+    except BaseException:
+        for tmp, _final in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / tmp)
+        raise
+    _roll_forward(sibling(path, COMMIT_SUFFIX))
+
+
+def _roll_forward(commit: Path) -> None:
+    data = json.loads(commit.read_text(encoding="utf-8"))
+    for tmp, final in data["renames"]:
+        staged = commit.parent / tmp
+        if staged.exists():  # already renamed by an earlier, interrupted roll-forward otherwise
+            os.replace(staged, commit.parent / final)
+    with contextlib.suppress(OSError):  # make the renames durable before the record goes
+        fd = os.open(commit.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    commit.unlink()
+
+
+def recover(cassette_path: Path) -> None:
+    """Finish a cassette/provenance replacement a kill interrupted after its commit point (a no-op otherwise)."""
+    commit = sibling(Path(cassette_path), COMMIT_SUFFIX)
+    if commit.exists():
+        _roll_forward(commit)
+
+
+def provenance_matches(cassette_path: Path) -> bool | None:
+    """Whether the provenance was written with this cassette (None: it records no ``cassette_sha256``)."""
+    provenance = read_provenance(cassette_path) or {}
+    digest = provenance.get("cassette_sha256")
+    if digest is None:
+        return None
+    return bool(digest == hashlib.sha256(Path(cassette_path).read_bytes()).hexdigest())
+
+
 # ---------------------------------------------------------------- finding
 #: Entry point group through which a provider that lives in its own package ships its golden cassettes: the entry
 #: point's name is the provider id, its value a directory (or a callable returning one) holding the cassettes.
@@ -473,6 +550,7 @@ def iter_golden(provider_id: str, root: Path | None = None) -> Iterator[Cassette
 
 
 def read_provenance(cassette_path: Path) -> dict[str, Any] | None:
+    recover(cassette_path)
     path = sibling(cassette_path, PROVENANCE_SUFFIX)
     if not path.exists():
         return None

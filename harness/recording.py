@@ -11,7 +11,8 @@ How a live call is recorded (:class:`Recorder`):
   memory, put the chunks back and attach the normalized call; a stream whose chunk boundaries cannot be kept is
   split at its event boundaries instead;
 * the cassette is written by :class:`AtomicPersister` in provcert's format (:mod:`harness.cassettes`, registered
-  with vcrpy as the ``provcert`` serializer), after a last secret scan of the text, by temp file and rename;
+  with vcrpy as the ``provcert`` serializer), after a last secret scan of the text, together with its provenance
+  as one unit (:func:`harness.cassettes.save_with_provenance`: a kill never leaves them mismatched);
   ``record_on_exception`` is off, so Ctrl-C, a crash or a refused call mid-test leaves the previous cassette as it was.
 
 Record modes (``--record-mode``): ``none`` records nothing (live calls go out, golden cassettes are untouched);
@@ -218,8 +219,14 @@ def to_vcr(interaction: fmt.Interaction) -> dict[str, Any]:
 class AtomicPersister:
     """vcrpy persister: reads provcert cassettes (errors name the file), writes them atomically after a secret scan."""
 
-    def __init__(self, on_saved: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_saved: Callable[[Path], None] | None = None,
+        provenance: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.on_saved = on_saved
+        #: with it, the cassette and its provenance are written as one unit (``fmt.save_with_provenance``)
+        self.provenance = provenance
         self.saved: list[Path] = []
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> tuple[list[Any], list[Any]]:
@@ -242,7 +249,10 @@ class AtomicPersister:
         if findings:
             kinds = ", ".join(sorted({f.kind for f in findings}))
             raise SecretLeakError(f"{path}: not written, redaction left secrets of kind(s): {kinds}")
-        fmt.write_atomic(path, text)
+        if self.provenance is not None:
+            fmt.save_with_provenance(path, text, self.provenance())
+        else:
+            fmt.write_atomic(path, text)
         self.saved.append(path)
         if self.on_saved is not None:
             self.on_saved(path)
@@ -479,8 +489,7 @@ class Recorder:
         }
 
     def _on_saved(self, path: Path) -> None:
-        self.saved = True
-        fmt.write_json(fmt.sibling(path, fmt.PROVENANCE_SUFFIX), self.provenance())
+        self.saved = True  # the provenance was written with the cassette, as one unit
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[Any]:
@@ -510,6 +519,6 @@ class Recorder:
             ),
         )
         recorder.register_serializer("provcert", ProvcertSerializer())
-        recorder.register_persister(AtomicPersister(on_saved=self._on_saved))
+        recorder.register_persister(AtomicPersister(on_saved=self._on_saved, provenance=self.provenance))
         with recorder.use_cassette(str(self.path)) as cassette:
             yield cassette
