@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
 from aiohttp import web
 
+from mockserver.hostile import BodyError, check_json_body, read_body
 from mockserver.scenarios import PRESETS, ScenarioError, parse_scenario_list
 from mockserver.state import STATE_KEY, MockState
 
@@ -67,9 +69,17 @@ def _queue_view(state: MockState, sid: str) -> dict[str, Any]:
 async def enqueue(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     try:
-        body = await request.read()
+        body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"request body over {request.client_max_size} bytes")
+    except BodyError as exc:
+        refused = _error(400, str(exc))
+        refused.force_close()  # the rest of the body is unread: the connection cannot carry another request
+        return refused
+    try:
+        check_json_body(body)
+    except BodyError as exc:
+        return _error(400, str(exc))
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -99,13 +109,16 @@ def _number(request: web.Request, name: str, default: float) -> float:
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # inf, nan and 1e400 would reach int() and the clock as a traceback
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": {"message": f"query parameter {name!r} must be a number, got {raw!r}",
+            text=json.dumps({"error": {"message": f"query parameter {name!r} must be a finite number, got {raw[:40]!r}",
                                        "type": "mock_admin_error", "param": name, "code": None}}),
             content_type="application/json",
-        ) from None  # fmt: skip
+        )  # fmt: skip
+    return value
 
 
 async def journal(request: web.Request) -> web.Response:

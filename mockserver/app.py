@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 
 from mockserver import admin, secrets_policy
 from mockserver.engine import Engine
+from mockserver.hostile import HANDLER_ARGS, screen_requests
 from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Journal
 from mockserver.personalities import discover
 from mockserver.sessions import (
@@ -79,7 +80,7 @@ def create_app(
     # what aiohttp logs about a request (access lines with ``?key=``, a malformed request's raw header line) goes
     # through the shared redaction policy first
     secrets_policy.install_log_redaction()
-    app = web.Application(middlewares=[not_found_as_json])
+    app = web.Application(middlewares=[screen_requests, not_found_as_json], handler_args=dict(HANDLER_ARGS))
     state = MockState(
         seed=seed,
         journal=Journal(journal_size, journal_bytes),

@@ -1,6 +1,7 @@
 """The provider-neutral scenario engine: timing and faults for every personality, and the sent-bytes journal.
 
-A request goes: journal entry opened → ``x-mock-scenario`` header parsed (a bad one is the mock's own 400) →
+A request goes: journal entry opened → body screened (:mod:`mockserver.hostile`: JSON nested too deep or a
+lone surrogate is the mock's own 400) → ``x-mock-scenario`` header parsed (a bad one is the mock's own 400) →
 personality auth → personality body validation → scenario selected (header, session queue, ``ok``) → hang,
 reset or ``headers_delay`` → error response, or the answer plan (:mod:`mockserver.plan`), whole or streamed.
 
@@ -30,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from mockserver.framing import dumps
+from mockserver.hostile import BodyError, check_json_body, read_body
 from mockserver.journal import JournalEntry
 from mockserver.personalities.base import (
     Frame,
@@ -246,8 +248,17 @@ class Engine:
         self, request: web.Request, state: MockState, entry: JournalEntry, ctx: RequestContext
     ) -> web.StreamResponse:
         p = self.personality
-        raw = await request.read()
+        try:
+            raw = await read_body(request)
+        except BodyError as exc:
+            refused = await send_rendered(request, entry, mock_error(400, str(exc), "mock_request_error"))
+            refused.force_close()  # the rest of the body is unread: the connection cannot carry another request
+            return refused
         entry.record_request(raw)
+        try:
+            check_json_body(raw)
+        except BodyError as exc:
+            return await send_rendered(request, entry, mock_error(400, str(exc), "mock_request_error"))
         try:
             header = header_scenario(request.headers)
         except ScenarioError as exc:
