@@ -149,6 +149,28 @@ async def test_fallback_serves(make_adapter, mock, mock_client, fallback_chain, 
 
 
 @check("RTY-FALLBACK")
+async def test_stream_gets_the_last_error_when_the_whole_chain_fails(mock, fallback_chain, entry):
+    """Primary and fallback both exhausted before any output: the caller gets the fallback's error (the last one
+    tried), each provider having had its own retries, and no output or End."""
+    if not entry.capabilities.streaming:
+        not_applicable("provider declares no streaming")
+    chain = fallback_chain(None)
+    chain.client.clear(chain.fallback_session)
+    chain.client.queue(chain.fallback_session, {"preset": "server_error", "times": 20})
+    mock.queue({"preset": "server_error", "times": 20})
+    run = await run_stream(chain.gateway.stream(chain.primary.provider_id, chat_request(entry)))
+    assert run.error is not None and run.error.kind == ErrorKind.SERVER_ERROR, f"got {run.error!r}"
+    assert run.error.provider_id == chain.fallback.provider_id, f"the error names {run.error.provider_id}"
+    primary, fallback = len(mock.journal()), len(chain.fallback_journal())
+    want = (chain.primary.retry.max_attempts, chain.fallback.retry.max_attempts)
+    assert (primary, fallback) == want, f"attempts (primary, fallback) = {(primary, fallback)}, policy {want}"
+    assert not run.text and not run.ends, "output or an End reached the caller of a failed stream"
+    evidence(
+        f"stream: primary {primary} x 500, fallback {fallback} x 500 -> the fallback's server_error raised"
+    )
+
+
+@check("RTY-FALLBACK")
 @pytest.mark.parametrize(
     "fault", ["bad_request", "context_length", "content_filter", "auth_error", "not_found"]
 )

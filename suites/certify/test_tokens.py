@@ -71,14 +71,36 @@ async def test_estimated_usage(make_adapter, mock, entry, mode, stream):
     )
 
 
+@check("TOK-NULL")
+async def test_estimate_counts_tool_definitions(make_adapter, mock, entry):
+    """Tool definitions are input the provider bills: an estimate that leaves them out is far below the truth."""
+    if not entry.capabilities.tools:
+        not_applicable("provider declares no tools")
+    adapter = make_adapter()
+    mock.queue("null_usage")
+    usage = (await adapter.complete(chat_request(entry, tools=True))).usage
+    truth = only(mock.journal())["usage_truth"]
+    assert usage.source == "estimated", f"usage without a provider report is marked {usage.source!r}"
+    got, want = usage.input_tokens, truth["input_tokens"]
+    assert abs(got - want) <= TOLERANCE * want, (
+        f"estimated input_tokens={got} with a tool declared is not within 50% of the truth {want}"
+    )
+    evidence(
+        f"null usage with a tool declared: estimated input {got} vs truth {want} (tool definition counted)"
+    )
+
+
 @check("TOK-COST")
-@pytest.mark.parametrize("details", ["cached", "cached+reasoning"])
+@pytest.mark.parametrize("details", ["none", "cached", "cached+reasoning"])
 async def test_cost_exact(adapter, mock, entry, details):
     """Cached input at its own price, reasoning as output (it is billed as output everywhere): a cost that counts
     reasoning twice, or cached tokens at the full input price, is off by a computable amount."""
     if details == "cached+reasoning" and not entry.capabilities.reasoning_tokens:
         not_applicable("provider reports no reasoning tokens")
-    mock.queue({"preset": "usage_details", "reasoning_tokens": 9 if "reasoning" in details else 0})
+    if details == "none":  # a model with a cached price, and no cached tokens: all input at the input price
+        mock.queue({"preset": "usage_details", "cached_tokens": 0, "reasoning_tokens": 0})
+    else:
+        mock.queue({"preset": "usage_details", "reasoning_tokens": 9 if "reasoning" in details else 0})
     response = await adapter.complete(chat_request(entry))
     truth = only(mock.journal())["usage_truth"]
     model = next(m for m in entry.models if m.id == response.model or m.id == chat_request(entry).model)
