@@ -101,8 +101,31 @@ async def test_no_retry_after_output(gateway, mock, entry, provider_id):
     assert attempts == 1, f"the stream was replayed {attempts} times after output reached the caller"
     assert run.error.output_delivered, "the error does not say output was already delivered"
     assert run.text == mock.journal()[0]["text_sent"]
+    assert run.error.partial_text == run.text, (
+        f"the error's partial text {run.error.partial_text!r} is not what reached the caller {run.text!r}"
+    )
     evidence(
         f"abort after 2 chunks: 1 attempt, stream_interrupted with output_delivered, {len(run.text)} chars kept"
+    )
+
+
+@check("RTY-STREAM")
+async def test_retry_after_start_before_content(gateway, mock, entry, provider_id):
+    """A stream that dies after its preamble (Start) but before any content delivered nothing: it is retried, and
+    the caller sees one Start, the one of the attempt that served."""
+    if not entry.capabilities.streaming:
+        not_applicable("provider declares no streaming")
+    mock.queue({"preset": "abort_mid_stream", "abort_after": 0}, "ok")
+    run = await run_stream(gateway.stream(provider_id, chat_request(entry)))
+    assert run.error is None, f"a stream that failed before any content was not retried: {run.error!r}"
+    sent = mock.journal()
+    assert len(sent) == 2 and run.text == sent[1]["text_sent"]
+    assert len(run.starts) == 1 and len(run.ends) == 1, (
+        "a retried stream must still have one Start and one End"
+    )
+    assert run.starts[0].request_id == sent[1]["request_id"], "the Start shown is not the serving attempt's"
+    evidence(
+        f"abort after the preamble, then ok: 2 attempts, one Start (request id {run.starts[0].request_id})"
     )
 
 

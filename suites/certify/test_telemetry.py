@@ -79,8 +79,10 @@ async def test_span_fields(gateway, mock, entry, provider_id, span_exporter, mod
 async def test_span_retry_count(gateway, mock, entry, provider_id, span_exporter):
     mock.queue({"preset": "server_error", "times": 1}, "ok")
     await gateway.complete(provider_id, chat_request(entry))
-    _, attrs = _one_span(span_exporter)
+    span, attrs = _one_span(span_exporter)
     assert attrs.get("provcert.retry_count") == len(mock.journal()) - 1
+    numbers = [e.attributes["provcert.attempt"] for e in span.events if e.name == "provcert.attempt"]
+    assert numbers == list(range(1, len(mock.journal()) + 1)), f"attempt events numbered {numbers}"
     evidence(f"500 then ok: one span, retry_count {attrs.get('provcert.retry_count')} = journal attempts - 1")
 
 
