@@ -7,13 +7,14 @@ under the ``provcert.personalities`` entry point); the engine gives it every sce
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from mockserver import admin, secrets_policy
 from mockserver.engine import Engine
 from mockserver.hostile import HANDLER_ARGS, screen_requests
 from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Journal
 from mockserver.personalities import discover
+from mockserver.serving import DEFAULT_IDLE_TIMEOUT, admin_auth
 from mockserver.sessions import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_SESSIONS,
@@ -68,6 +69,9 @@ def create_app(
     session_ttl: float = DEFAULT_SESSION_TTL,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     queue_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    *,
+    admin_token: str | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> web.Application:
     """A fresh server with its own journal and queues; ``seed`` varies the deterministic content.
 
@@ -76,11 +80,18 @@ def create_app(
     cost with it). ``session_ttl``, ``max_sessions`` and ``queue_bytes`` bound the scenario queues (idle or least
     recently used sessions are forgotten). Together with the scenario bounds they keep the server's memory under
     the ceiling the README documents.
+
+    ``admin_token`` (when given) is required on every ``/_mock/`` call (:func:`mockserver.serving.admin_auth`);
+    ``idle_timeout`` closes connections that send no complete request head for that long, wherever the app runs.
     """
     # what aiohttp logs about a request (access lines with ``?key=``, a malformed request's raw header line) goes
     # through the shared redaction policy first
     secrets_policy.install_log_redaction()
-    app = web.Application(middlewares=[screen_requests, not_found_as_json], handler_args=dict(HANDLER_ARGS))
+    middlewares: list[Middleware] = [screen_requests, not_found_as_json]
+    if admin_token:
+        middlewares.insert(0, admin_auth(admin_token))
+    handler_args = {**HANDLER_ARGS, "keepalive_timeout": idle_timeout}
+    app = web.Application(middlewares=middlewares, handler_args=handler_args)
     state = MockState(
         seed=seed,
         journal=Journal(journal_size, journal_bytes),

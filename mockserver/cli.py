@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -17,6 +18,17 @@ from aiohttp import web
 from mockserver import secrets_policy
 from mockserver.app import create_app
 from mockserver.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
+from mockserver.serving import (
+    ADMIN_TOKEN_ENV,
+    ADMIN_TOKEN_HEADER,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionLimits,
+    GuardedSite,
+    admin_token_problem,
+    install_log_bounds,
+    is_loopback,
+)
 from mockserver.sessions import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_TTL
 from mockserver.testing import bound_port
 
@@ -77,6 +89,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--replay-timing", action="store_true", help="in replay mode, send stream chunks at the recorded pace"
     )
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help=f"require this token (header {ADMIN_TOKEN_HEADER}) on every /_mock/ call; required for any "
+        f"non-loopback --host (default: ${ADMIN_TOKEN_ENV}, else none)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a connection that sends no complete request head for this long, at connect or between "
+        f"requests (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections served at once; more are answered 503 and closed (default {DEFAULT_MAX_CONNECTIONS})",
+    )
     return parser.parse_args(argv)
 
 
@@ -91,24 +125,41 @@ async def serve(
     session_ttl: float = DEFAULT_SESSION_TTL,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     queue_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    *,
+    admin_token: str | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
+    # Signal handlers first: a SIGINT or SIGTERM that lands while the server starts, or right after the URL line,
+    # must stop it cleanly rather than raise KeyboardInterrupt through the event loop.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    limits = limits or ConnectionLimits()
+    install_log_bounds()
     if replay:
         from mockserver.replay import create_replay_app
 
         app = create_replay_app(replay, timing=replay_timing)
     else:
-        app = create_app(seed, journal_size, journal_bytes, session_ttl, max_sessions, queue_bytes)
+        app = create_app(
+            seed,
+            journal_size,
+            journal_bytes,
+            session_ttl,
+            max_sessions,
+            queue_bytes,
+            admin_token=admin_token,
+            idle_timeout=limits.idle_timeout,
+        )
     runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    shown = f"[{host}]" if ":" in host else host
-    print(f"http://{shown}:{bound_port(runner)}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
+        await runner.setup()
+        site = GuardedSite(runner, host, port, max_connections=limits.max_connections)
+        await site.start()
+        if not stop.is_set():
+            shown = f"[{host}]" if ":" in host else host
+            print(f"http://{shown}:{bound_port(runner)}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -144,7 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.journal_size < 0:
         print(f"python -m mockserver: --journal-size must be >= 0, got {args.journal_size}", file=sys.stderr)
         return 2
+    admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
+    problem = admin_token_problem(args.host, admin_token)
+    if problem is not None:
+        print(f"python -m mockserver: refusing to start: {problem}", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print(
+            f"python -m mockserver: warning: binding {args.host!r}, reachable beyond this machine; the admin API "
+            f"requires the {ADMIN_TOKEN_HEADER} header",
+            file=sys.stderr,
+        )
     for option, value in (
+        ("--idle-timeout", args.idle_timeout),
+        ("--max-connections", args.max_connections),
         ("--journal-bytes", args.journal_bytes),
         ("--session-ttl", args.session_ttl),
         ("--max-sessions", args.max_sessions),
@@ -153,18 +217,24 @@ def main(argv: list[str] | None = None) -> int:
         if not value > 0:
             print(f"python -m mockserver: {option} must be > 0, got {value}", file=sys.stderr)
             return 2
-    asyncio.run(
-        serve(
-            args.host,
-            args.port,
-            args.seed,
-            args.replay,
-            args.replay_timing,
-            args.journal_size,
-            args.journal_bytes,
-            args.session_ttl,
-            args.max_sessions,
-            args.queue_bytes,
+    limits = ConnectionLimits(idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    try:
+        asyncio.run(
+            serve(
+                args.host,
+                args.port,
+                args.seed,
+                args.replay,
+                args.replay_timing,
+                args.journal_size,
+                args.journal_bytes,
+                args.session_ttl,
+                args.max_sessions,
+                args.queue_bytes,
+                admin_token=admin_token,
+                limits=limits,
+            )
         )
-    )
+    except KeyboardInterrupt:  # SIGINT before serve() installed its handler: still a clean stop
+        return 0
     return 0

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from mockserver.scenarios import Scenario
+from mockserver.serving import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER
 
 ScenarioSpec = str | dict[str, Any] | Scenario
 
@@ -27,12 +28,18 @@ class MockAdminError(ValueError):
 
 @dataclass
 class MockClient:
+    """``admin_token`` (default: ``$PROVCERT_MOCK_ADMIN_TOKEN``) is sent as ``x-mock-admin-token``, which a mock
+    bound to a non-loopback address requires."""
+
     url: str
+    admin_token: str | None = field(default=None, repr=False)
     _http: httpx.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=10.0, trust_env=False)
+        token = self.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+        headers = {ADMIN_TOKEN_HEADER: token} if token else {}
+        self._http = httpx.Client(base_url=self.url, timeout=10.0, trust_env=False, headers=headers)
 
     def close(self) -> None:
         self._http.close()

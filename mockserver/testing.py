@@ -23,6 +23,7 @@ from aiohttp import web
 
 from mockserver.app import create_app
 from mockserver.client import MockClient, ScenarioSpec
+from mockserver.serving import ConnectionLimits, GuardedSite
 
 
 def bound_port(runner: web.BaseRunner) -> int:
@@ -35,12 +36,22 @@ class MockServer:
     """Runs :func:`mockserver.app.create_app` on ``host``:``port`` (0 = ephemeral) until :meth:`stop`."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, seed: int = 0, shutdown_timeout: float = 0.1
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        shutdown_timeout: float = 0.1,
+        *,
+        admin_token: str | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.shutdown_timeout = shutdown_timeout
+        self.admin_token = admin_token
+        self.limits = limits or ConnectionLimits()
+        self.site: GuardedSite | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -57,7 +68,7 @@ class MockServer:
             raise RuntimeError("mock server did not start within 10 s")
         if self._error is not None:
             raise RuntimeError(f"mock server failed to start: {self._error}") from self._error
-        self._admin = MockClient(self.url)
+        self._admin = MockClient(self.url, admin_token=self.admin_token)
         return self
 
     def _run(self) -> None:
@@ -75,14 +86,15 @@ class MockServer:
 
     async def _serve(self) -> None:
         self._runner = web.AppRunner(
-            create_app(self.seed),
+            create_app(self.seed, admin_token=self.admin_token, idle_timeout=self.limits.idle_timeout),
             access_log=None,
             shutdown_timeout=self.shutdown_timeout,
             handle_signals=False,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = GuardedSite(self._runner, self.host, self.port, max_connections=self.limits.max_connections)
         await site.start()
+        self.site = site
         self.port = bound_port(self._runner)
         self._ready.set()
 
