@@ -373,6 +373,8 @@ class Adapter(abc.ABC):
             return json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("body is JSON nested too deeply to read") from None
 
     def json_object(self, response: httpx.Response, *, request_id: str | None = None) -> dict[str, Any]:
         """A success body as a JSON object, or ``invalid_response`` saying why it is not one."""
@@ -430,6 +432,13 @@ class Adapter(abc.ABC):
             raise self.error(
                 ErrorKind.INVALID_RESPONSE,
                 f"malformed {what} ({exc.msg} at position {exc.pos}): {data[:80]!r}",
+                request_id=request_id,
+                partial_text=partial_text,
+            ) from None
+        except RecursionError:
+            raise self.error(
+                ErrorKind.INVALID_RESPONSE,
+                f"{what} is JSON nested too deeply to read",
                 request_id=request_id,
                 partial_text=partial_text,
             ) from None

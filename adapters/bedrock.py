@@ -494,7 +494,7 @@ class _StreamDecoder:
     def _payload(self, message: EventStreamMessage) -> dict[str, Any]:
         try:
             payload = json.loads(message.payload) if message.payload else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             payload = None
         if not isinstance(payload, dict):
             raise self.adapter.error(

@@ -87,8 +87,8 @@ class MistralAdapter(OpenAIAdapter):
     def _chunk_events(self, data: str, acc: StreamAccumulator) -> list[StreamEvent]:
         try:
             chunk = json.loads(data)
-        except json.JSONDecodeError:
-            return super()._chunk_events(data, acc)  # reports the malformed frame
+        except (json.JSONDecodeError, RecursionError):
+            return super()._chunk_events(data, acc)  # reports the malformed (or too deeply nested) frame
         if isinstance(chunk, dict) and _is_error_object(chunk):
             raise self.body_error(
                 chunk, status=None, request_id=acc.request_id, partial_text=acc.text, in_band=True
