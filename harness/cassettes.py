@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -192,6 +193,12 @@ def _decode_body(raw: Any, where: str) -> bytes:
     raise ValueError(f"{where}: unknown body encoding {kind!r} (expected 'text', 'base64' or 'json')")
 
 
+#: An HTTP header name (RFC 9110 token) and a value without CR, LF or NUL: anything else would let a cassette
+#: inject headers or split the response when replayed.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
 def _headers(raw: Any, where: str) -> Headers:
     if raw is None:
         return {}
@@ -199,12 +206,17 @@ def _headers(raw: Any, where: str) -> Headers:
         raise ValueError(f"{where}: expected an object of header name -> list of values")
     out: Headers = {}
     for name, values in raw.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{where}: {name[:60]!r} is not a valid HTTP header name")
         if isinstance(values, str):
-            out[name.lower()] = [values]
-        elif isinstance(values, list) and all(isinstance(v, str) for v in values):
-            out[name.lower()] = values
-        else:
+            values = [values]
+        if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
             raise ValueError(f"{where}.{name}: expected a string or a list of strings")
+        if any(_BAD_VALUE.search(v) for v in values):
+            raise ValueError(
+                f"{where}.{name}: a value holds CR, LF or NUL (it would split the replayed response)"
+            )
+        out[name.lower()] = values
     return out
 
 
@@ -220,6 +232,13 @@ def parse(data: Any, path: Path | str = "<data>") -> list[Interaction]:
     items = data.get("interactions")
     if not isinstance(items, list):
         raise CassetteError(path, "'interactions' must be a list")
+    try:
+        return _parse_items(items, path)
+    except RecursionError:
+        raise CassetteError(path, "JSON nested too deeply to replay") from None
+
+
+def _parse_items(items: list[Any], path: Path | str) -> list[Interaction]:
     out: list[Interaction] = []
     for i, item in enumerate(items):
         fast = _fast_interaction(item)
@@ -256,6 +275,8 @@ def _fast_headers(raw: Any) -> Headers | None:
     for name, values in raw.items():
         if type(values) is not list or not all(type(v) is str for v in values) or name != name.lower():
             return None
+        if not _HEADER_NAME.fullmatch(name) or any(_BAD_VALUE.search(v) for v in values):
+            return None  # the validating path names the problem
     return raw
 
 
@@ -374,6 +395,8 @@ def read_json(path: Path) -> Any:
             pass  # the standard parser below names line and column
     try:
         return json.loads(text)
+    except RecursionError:
+        raise CassetteError(path, "JSON nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         raise CassetteError(
             path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
