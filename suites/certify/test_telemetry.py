@@ -19,15 +19,17 @@ def _one_span(exporter):
 
 
 @check("TEL-FIELDS")
-@pytest.mark.parametrize("mode", ["complete", "stream"])
+@pytest.mark.parametrize("mode", ["complete", "stream", "tool-call stream"])
 async def test_span_fields(gateway, mock, entry, provider_id, span_exporter, mode):
     """Streams carry the same fields as completions (tokens and cost included): a stream span that loses them is a
-    call whose spend nobody can attribute."""
-    if mode == "stream" and not entry.capabilities.streaming:
+    call whose spend nobody can attribute. A tool-call stream passes through the gateway like a text one."""
+    if "stream" in mode and not entry.capabilities.streaming:
         not_applicable("provider declares no streaming")
-    mock.queue("ok")
-    request = chat_request(entry)
-    if mode == "stream":
+    if "tool" in mode and not entry.capabilities.tools:
+        not_applicable("provider declares no tools")
+    mock.queue("tool_call" if "tool" in mode else "ok")
+    request = chat_request(entry, tools="tool" in mode)
+    if "stream" in mode:
         run = await run_stream(gateway.stream(provider_id, request))
         assert run.error is None, f"stream failed: {run.error!r}"
     else:
@@ -50,7 +52,7 @@ async def test_span_fields(gateway, mock, entry, provider_id, span_exporter, mod
     }
     wrong = {k: (attrs.get(k), v) for k, v in expected.items() if attrs.get(k) != v}
     assert not wrong, f"span attributes (got, want): {wrong}"
-    if mode == "stream":
+    if "stream" in mode:
         assert attrs.get("provcert.stream") is True, "the span does not say it was a stream"
     if sent["request_id"]:
         assert attrs.get("gen_ai.response.id") == sent["request_id"]
