@@ -355,10 +355,15 @@ class Adapter(abc.ABC):
             ) from None
 
     async def idle_bounded(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Yield from ``iterator``, failing with a timeout when one item takes longer than the stream idle bound."""
+        """Yield from ``iterator``, failing with a timeout when one item takes longer than the stream idle bound.
+
+        ``asyncio.timeout`` around each read, in the caller's task, not ``asyncio.wait_for``: on Python 3.11 a
+        wait_for whose inner read completes just as an outer cancellation arrives swallows that cancellation, which
+        let an endless stream outlive the total deadline."""
         while True:
             try:
-                item = await asyncio.wait_for(anext(iterator), timeout=self.timeouts.stream_idle)
+                async with asyncio.timeout(self.timeouts.stream_idle):
+                    item = await anext(iterator)
             except StopAsyncIteration:
                 return
             yield item
@@ -510,11 +515,13 @@ def _guard_stream(
         parts: list[str] = []
         try:
             while True:
-                remaining = deadline - loop.time()
                 try:
-                    if remaining <= 0:
+                    if loop.time() >= deadline:
                         raise TimeoutError
-                    event = await asyncio.wait_for(anext(inner), timeout=remaining)
+                    # one step at a time in this task: a timeout scope never spans a yield to the caller, and a
+                    # cancellation an inner read swallows (Python 3.11) costs one more event, not the deadline
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(inner)
                 except StopAsyncIteration:
                     return
                 except ProviderError:
