@@ -2,7 +2,10 @@
 
 Hypothesis mutates a realistic success body or stream of every wire (one hostile value at one JSON path, or a key
 removed) and every stream is cut at every byte; the adapter runs over an httpx.MockTransport, without the gateway.
-Bounded for the default suite (PROVCERT_FUZZ_EXAMPLES raises the number of examples per adapter for heavy runs).
+Bounded for the default suite (about 30 s); heavy runs: PROVCERT_FUZZ_EXAMPLES=5000 (examples per adapter and test,
+randomized above 200) and PROVCERT_FUZZ_EVERY_BYTE=1 (cut every stream at every byte, not only near frame boundaries
+and in its last two frames), e.g. ``PROVCERT_FUZZ_EXAMPLES=5000 PROVCERT_FUZZ_EVERY_BYTE=1 pytest
+tests/adapters/test_fuzz_adapters.py -n 2``.
 """
 
 from __future__ import annotations
