@@ -309,7 +309,7 @@ class BedrockAdapter(Adapter):
                 calls.append(
                     ToolCall(
                         id=use.get("toolUseId"),
-                        name=str(use.get("name") or ""),
+                        name=use.get("name") or "",  # a non-string name is refused, never str()-ed
                         arguments=arguments if isinstance(arguments, dict) else {},
                     )
                 )

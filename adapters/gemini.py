@@ -303,7 +303,7 @@ class GeminiAdapter(Adapter):
                 calls.append(
                     ToolCall(
                         id=_str_or_none(call.get("id")),
-                        name=str(call.get("name") or ""),
+                        name=call.get("name") or "",  # a non-string name is refused, never str()-ed
                         arguments=parse_arguments(call.get("args")),
                     )
                 )

@@ -239,3 +239,22 @@ async def test_a_parser_bug_mid_stream_keeps_the_request_id_and_partial_text() -
     err = info.value
     assert err.kind is ErrorKind.INVALID_RESPONSE and isinstance(err.__cause__, TypeError)
     assert err.partial_text == "par" and err.request_id == "req-buggy"
+
+
+#: where each wire names the tool of its first call, in the whole body
+TOOL_NAME = {
+    "openai": ("choices", 0, "message", "tool_calls", 0, "function", "name"),
+    "anthropic": ("content", 1, "name"),
+    "gemini": ("candidates", 0, "content", "parts", 1, "functionCall", "name"),
+    "ollama": ("message", "tool_calls", 0, "function", "name"),
+    "bedrock": ("output", "message", "content", 1, "toolUse", "name"),
+}
+
+
+@pytest.mark.parametrize("bad", [{"n": 1}, ["get_weather"], 7], ids=repr)
+@pytest.mark.parametrize("provider", sorted(TOOL_NAME))
+async def test_a_tool_name_that_is_not_a_string_is_refused_not_stringified(provider: str, bad: Any) -> None:
+    seed = SEEDS[provider]
+    outcome = await call(seed, dumps(mutate(seed.body, TOOL_NAME[provider], bad)).encode(), stream=False)
+    assert outcome.error is not None, f"{provider} reported tool calls {outcome.response!r}"
+    assert outcome.error.kind is ErrorKind.INVALID_RESPONSE
