@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -223,9 +223,15 @@ class RedactingFilter(logging.Filter):
     redacted text only.
     """
 
-    def __init__(self, known: Iterable[str] = ()) -> None:
+    def __init__(self, known: Iterable[str] | Callable[[], Iterable[str]] = ()) -> None:
         super().__init__()
-        self.known = tuple(known)
+        #: the credentials to hide by value; a callable is asked on every record (a process that resolves keys as
+        #: it runs, such as the harness with ``adapters.errors.known_secrets``, hides the ones resolved later too)
+        self._known = known if callable(known) else tuple(known)
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        return tuple(self._known()) if callable(self._known) else self._known
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -265,7 +271,7 @@ def named_secrets(text: str) -> list[str]:
 
 
 def is_redacted(value: str) -> bool:
-    """Whether a value stands for a redacted secret (``[REDACTED]``, ``REDACTED``, ``Bearer [REDACTED]``) or is empty."""
+    """Whether a value stands for a redacted secret (``[REDACTED]``, ``Bearer [REDACTED]``, ...) or is empty."""
     shown = value.strip()
     if shown in ("", REDACTED, "REDACTED", "%5BREDACTED%5D"):
         return True
