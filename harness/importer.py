@@ -171,7 +171,6 @@ def import_file(
             continue
         interactions = [_convert(i, entry, redactor) for _, i in picked]
         path = fmt.provider_dir(entry.provider_id, root) / (cassette_name(source) + fmt.CASSETTE_SUFFIX)
-        fmt.save(path, interactions)
         models = sorted({m for m in (model_of(i) for i in interactions) if m})
         notes = [
             "chunk boundaries reconstructed at the provider's event boundaries (the upstream recorder kept none)"
@@ -205,7 +204,8 @@ def import_file(
             },
             "notes": notes,
         }
-        fmt.write_json(fmt.sibling(path, fmt.PROVENANCE_SUFFIX), provenance)
+        # one unit: a kill between the two writes never leaves a cassette beside another import's provenance
+        fmt.save_with_provenance(path, fmt.dumps(interactions), provenance)
         written.append(path)
     return written
 
