@@ -127,12 +127,7 @@ def _http_date(raw: Any) -> float | None:
         moment = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.timestamp()
-    except (OverflowError, OSError, ValueError):
-        return None
+    return _epoch(moment)
 
 
 def _rfc3339(raw: Any) -> float | None:
@@ -142,6 +137,11 @@ def _rfc3339(raw: Any) -> float | None:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
         return None
+    return _epoch(moment)
+
+
+def _epoch(moment: datetime) -> float | None:
+    """Epoch seconds of a parsed date (no zone means UTC); None for a date the platform cannot represent."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
