@@ -29,6 +29,7 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -379,6 +380,30 @@ def adapter_version(entry: ProviderEntry) -> str:
     return f"provcert {version}; {entry.adapter_path} sha256:{digest}"
 
 
+@contextlib.contextmanager
+def unpatched_on_exit(context: Any) -> Iterator[Any]:
+    """``with context`` for a vcrpy cassette, but vcrpy's patches are always undone on the way out.
+
+    vcrpy's ``__exit__`` saves the cassette first and only then finishes the generator that undoes its patches of
+    httpx: a save that raises (a persister refusing what it was given, a full disk) would leave every httpx client in
+    the process recording into a dead cassette until garbage collection, so unrelated calls later in the same
+    process (another test's mock-server admin call) would go through this recorder's hooks.
+    """
+    cassette = context.__enter__()
+    try:
+        yield cassette
+    except BaseException:
+        if not context.__exit__(*sys.exc_info()):
+            raise
+    else:
+        context.__exit__(None, None, None)
+    finally:
+        finish = getattr(context, "_CassetteContextDecorator__finish", None)
+        if finish is not None:  # the save raised before vcrpy unpatched: close its patch generator now
+            finish.close()
+            context._CassetteContextDecorator__finish = None
+
+
 @dataclass
 class Recorder:
     """Records live calls of one provider into one golden cassette (or records nothing in mode ``none``).
@@ -520,5 +545,5 @@ class Recorder:
         )
         recorder.register_serializer("provcert", ProvcertSerializer())
         recorder.register_persister(AtomicPersister(on_saved=self._on_saved, provenance=self.provenance))
-        with recorder.use_cassette(str(self.path)) as cassette:
+        with unpatched_on_exit(recorder.use_cassette(str(self.path))) as cassette:
             yield cassette

@@ -221,3 +221,36 @@ async def test_recorded_stream_replays_to_the_same_events(server, registry, ledg
     (replayed,) = await golden_results(registry.get("openai"), fmt.load(path))
     assert replayed.outcome["events"] == [json.loads(e.model_dump_json()) for e in live.events]
     assert isinstance(live.events[-1], End)
+
+
+def test_a_save_that_raises_still_undoes_vcrpys_patches(tmp_path) -> None:
+    """vcrpy saves before it unpatches: a persister that raises must not leave httpx recording for the rest of the
+    process (it did: later mock-server admin calls of other tests went through a dead recorder's hooks)."""
+    import vcr
+
+    from harness.recording import unpatched_on_exit
+    from mockserver.testing import MockServer
+
+    class Refusing:
+        @staticmethod
+        def load_cassette(path, serializer):
+            from vcr.persisters.filesystem import CassetteNotFoundError
+
+            raise CassetteNotFoundError()
+
+        @staticmethod
+        def save_cassette(path, data, serializer):
+            raise RuntimeError("refused to save")
+
+    original = (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request)
+    recorder = vcr.VCR(record_mode="all")
+    recorder.register_persister(Refusing)
+    with MockServer() as server:
+        with (
+            pytest.raises(RuntimeError, match="refused to save"),
+            unpatched_on_exit(recorder.use_cassette(str(tmp_path / "c.yaml"))),
+        ):
+            assert httpx.HTTPTransport.handle_request is not original[0]  # recording
+            httpx.get(f"{server.url}/_mock/health")
+        assert (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request) == original
+        assert httpx.get(f"{server.url}/_mock/health").status_code == 200

@@ -67,7 +67,8 @@ def test_certificate_markdown_is_compact_and_complete(
     assert re.search(r"provcert \S+ · mode: mock · \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", md)
     assert "Failed check" not in md  # nothing failed: no failure table
     # one row per check and a few lines around them: compact enough for a PR comment
-    assert len(lines) <= len(CHECKS) + 12
+    # the check table, plus a header: verdict, totals, mode, provenance, unverified wire forms, failures, details
+    assert len(lines) <= len(CHECKS) + 13
     for check in cert["checks"]:
         row = next(line for line in lines if line.startswith(f"| {check['id']} |"))
         assert check["title"] in row
