@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -319,3 +320,36 @@ async def test_safety_net_bounds_a_stalled_stream_after_output(kit: Any, sleep: 
         await collect(gateway, "acme", kit.request())
     assert info.value.kind is E.TIMEOUT and info.value.output_delivered
     assert info.value.partial_text == "so far" and adapters["acme"].calls == 1
+
+
+FAST = {"connect": 0.02, "read": 0.04, "stream_idle": 0.02}
+
+
+async def test_safety_net_deadline_for_an_adapter_that_never_answers(kit: Any) -> None:
+    """An adapter that ignores its own timeouts cannot hang a call: the gateway gives up after (connect + read)
+    x 1.5, and says so."""
+    retry = {**kit.BASE_ENTRY["retry"], "max_attempts": 1}
+    entry = kit.entry_data(timeouts=FAST, retry=retry)
+    gateway, _ = gateway_for(kit, {"acme": [kit.Hang()]}, entry)
+    with pytest.raises(ProviderError) as info:
+        await asyncio.wait_for(gateway.complete("acme", kit.request()), 5)
+    assert info.value.kind is E.TIMEOUT
+    assert f"within {(FAST['connect'] + FAST['read']) * 1.5:g}s" in info.value.message
+
+
+async def test_safety_net_deadline_for_a_stream_that_never_starts(kit: Any) -> None:
+    retry = {**kit.BASE_ENTRY["retry"], "max_attempts": 1}
+    entry = kit.entry_data(timeouts=FAST, retry=retry)
+    gateway, _ = gateway_for(kit, {"acme": [[kit.Hang()]]}, entry)
+    with pytest.raises(ProviderError) as info:
+        await asyncio.wait_for(collect(gateway, "acme", kit.request()), 5)
+    assert info.value.kind is E.TIMEOUT
+    assert f"within {(FAST['connect'] + FAST['read'] + FAST['stream_idle']) * 1.5:g}s" in info.value.message
+
+
+async def test_a_provider_without_an_adapter_is_refused_not_retried(kit: Any, sleep: Any) -> None:
+    gateway = Gateway(kit.make_registry(kit.entry_data()), {}, sleep=sleep)
+    with pytest.raises(ProviderError, match="no adapter configured for provider 'acme'") as info:
+        await gateway.complete("acme", kit.request())
+    assert info.value.kind is E.UNSUPPORTED and not info.value.retryable
+    assert sleep.delays == [], "a missing adapter was retried"
